@@ -1,0 +1,49 @@
+"""Execute notebooks top to bottom (as a reader would), save their outputs and widget state, then clean them.
+
+Usage: python tools/execute_nbs.py [nbs/NN_slug.ipynb ...]   (default: every notebook in nbs/)
+Cells flagged `#| slow` or `#| gpu` run too only when LLMLAB_RUN_FLAGS names the flag (e.g. LLMLAB_RUN_FLAGS=slow),
+so a committed notebook shows the results of the flagged runs when they were made on purpose.
+"""
+import os, sys, time, pathlib, subprocess
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NBS = ROOT / "nbs"
+
+def flags_of(cell):
+    return {l.split(":", 1)[1].strip().split()[0] for l in cell.source.splitlines()
+            if l.startswith("#|") and l[2:].strip() in ("slow", "gpu")} if cell.cell_type == "code" else set()
+
+def execute(path: pathlib.Path, timeout: int = 1800):
+    nb = nbformat.read(path, as_version=4)
+    allowed = set(os.environ.get("LLMLAB_RUN_FLAGS", "").split(","))
+    skipped = []
+    for c in nb.cells:       # cells whose flag is not asked for keep their saved outputs
+        fl = {l[2:].strip() for l in c.source.splitlines() if l.startswith("#|")} & {"slow", "gpu"} if c.cell_type == "code" else set()
+        if fl and not fl <= allowed:
+            c.metadata["llmlab_skip"] = True; skipped.append(c)
+    keep = {id(c): (c.outputs, c.execution_count) for c in skipped}
+    code_cells = nb.cells
+    nb_run = nbformat.from_dict(nb)
+    nb_run.cells = [c for c in nb.cells if not c.metadata.get("llmlab_skip")]
+    t0 = time.time()
+    NotebookClient(nb_run, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NBS)}},
+                   store_widget_state=True, record_timing=False).execute()
+    ran = iter(nb_run.cells)
+    out_cells = []
+    for c in code_cells:
+        if c.metadata.get("llmlab_skip"):
+            del c.metadata["llmlab_skip"]; out_cells.append(c)
+        else:
+            out_cells.append(next(ran))
+    nb.cells = out_cells
+    nb.metadata = nb_run.metadata
+    nbformat.write(nb, path)
+    subprocess.run([sys.executable, "-c", f"from nbdev.clean import nbdev_clean; nbdev_clean(fname={str(path)!r})"], check=True, cwd=ROOT)
+    print(f"{path.name}: executed in {time.time() - t0:.1f} s" + (f" ({len(skipped)} flagged cells kept as saved)" if skipped else ""))
+
+if __name__ == "__main__":
+    paths = [pathlib.Path(p).resolve() for p in sys.argv[1:]] or sorted(NBS.glob("*.ipynb"))
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    for p in paths: execute(p)
