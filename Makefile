@@ -44,7 +44,7 @@ readme: setup
 
 lab: setup export
 	@echo "make lab: starting JupyterLab on nbs/ at http://127.0.0.1:$(PORT)/lab (Ctrl+C stops it)"
-	@$(BIN)/jupyter lab --notebook-dir=nbs --ip=127.0.0.1 --port=$(PORT) --no-browser \
+	@$(BIN)/jupyter-lab --notebook-dir=nbs --ip=127.0.0.1 --port=$(PORT) --no-browser \
 	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) || { \
 	  echo "make lab: JupyterLab did not start. If port $(PORT) is busy, run: make lab PORT=8899"; exit 1; }
 
