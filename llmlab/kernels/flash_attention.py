@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['flash_fwd_triton', 'flash_bwd_triton']
 
-# %% ../../nbs/10_flash_attention.ipynb #ccfb322e
+# %% ../../nbs/10_flash_attention.ipynb #b1466b45
 import torch
 from ..lab import HAS_TRITON, triton, tl, autotune
 
-# %% ../../nbs/10_flash_attention.ipynb #5687f741
+# %% ../../nbs/10_flash_attention.ipynb #f38416b6
 @triton.jit
 def _add(a, b): return a + b
 
@@ -25,7 +25,7 @@ def _row_max(x): return tl.reduce(x, 1, _maximum)                        # max o
 @triton.jit
 def _cdiv(a, b): return (a + b - 1) // b
 
-# %% ../../nbs/10_flash_attention.ipynb #6c7b05b1
+# %% ../../nbs/10_flash_attention.ipynb #e33169b0
 @triton.jit
 def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n0, offs_d, blk_lo, blk_hi, Nk, shift, qk_scale,
                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr):
@@ -33,11 +33,11 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n0, offs_d, blk_lo
         offs_n = blk * BLOCK_N + offs_n0                                  # key indices of this tile
         if MASKED:                                                        # last partial tile / diagonal tiles
             kv_ok = offs_n[:, None] < Nk
-            k = tl.load(k_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)
-            v = tl.load(v_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)
+            k = tl.load(k_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)  # HBM read: BLOCK_N*d of K
+            v = tl.load(v_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)  # HBM read: BLOCK_N*d of V
         else:                                                             # interior tiles: no mask at all
-            k = tl.load(k_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :])
-            v = tl.load(v_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :])
+            k = tl.load(k_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :])  # HBM read: BLOCK_N*d of K
+            v = tl.load(v_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :])  # HBM read: BLOCK_N*d of V
         s = tl.dot(q, tl.trans(k)) * qk_scale                             # S_ij = q_i.k_j * scale * log2(e)
         if MASKED:
             ok = offs_n[None, :] < Nk
@@ -53,7 +53,7 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n0, offs_d, blk_lo
         m_i = m_new
     return acc, l_i, m_i
 
-# %% ../../nbs/10_flash_attention.ipynb #a4d2e5f7
+# %% ../../nbs/10_flash_attention.ipynb #2b68dcd0
 def _fwd_configs():
     cfgs = [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32}, num_warps=4, num_stages=1)]
     for bm, bn, w, s in [(64, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 4), (64, 32, 4, 2)]:
@@ -73,7 +73,7 @@ def _attn_fwd(Q, K, V, O, LSE, sm_scale, Nq, Nk, H, G,
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n0 = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
-    q = tl.load(q_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :], mask=offs_m[:, None] < Nq, other=0.0)
+    q = tl.load(q_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :], mask=offs_m[:, None] < Nq, other=0.0)  # HBM read once: BLOCK_M*d of Q
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.full([BLOCK_M], 0.0, tl.float32)
     acc = tl.full([BLOCK_M, HEAD_DIM], 0.0, tl.float32)
@@ -95,11 +95,12 @@ def _attn_fwd(Q, K, V, O, LSE, sm_scale, Nq, Nk, H, G,
     acc = acc / tl.where(empty, 1.0, l_i)[:, None]
     lse = tl.where(empty, float("-inf"), (m_i + tl.math.log2(tl.where(empty, 1.0, l_i))) * 0.6931471805599453)
     row_ok = offs_m < Nq
+    # HBM write once: BLOCK_M*d of O, then BLOCK_M fp32 of LSE; S and P never left registers
     tl.store(O + pid_bh * Nq * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :], acc.to(O.dtype.element_ty),
              mask=row_ok[:, None])
-    tl.store(LSE + pid_bh * Nq + offs_m, lse, mask=row_ok)
+    tl.store(LSE + pid_bh * Nq + offs_m, lse, mask=row_ok)  # HBM write: BLOCK_M fp32
 
-# %% ../../nbs/10_flash_attention.ipynb #fed8cb76
+# %% ../../nbs/10_flash_attention.ipynb #7628ad71
 def flash_fwd_triton(q, k, v, causal: bool, scale: float):
     "Launch the forward kernel on checked inputs q (B, H, Nq, D), k/v (B, Hkv, Nk, D); returns (out, lse float32)."
     B, H, Nq, D = q.shape
@@ -111,7 +112,7 @@ def flash_fwd_triton(q, k, v, causal: bool, scale: float):
     _attn_fwd[grid](q, k, v, o, lse, scale, Nq, Nk, H, H // Hkv, HEAD_DIM=D, CAUSAL=bool(causal))
     return o, lse
 
-# %% ../../nbs/10_flash_attention.ipynb #01633aab
+# %% ../../nbs/10_flash_attention.ipynb #b0b6ba0e
 @triton.jit
 def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, offs_n, offs_m0, offs_d, blk_lo, blk_hi,
                     Nq, shift, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
@@ -120,13 +121,13 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, offs_n,
         offs_m = blk * BLOCK_M + offs_m0
         if MASKED:
             rows_ok = offs_m < Nq
-            q = tl.load(q_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :], mask=rows_ok[:, None], other=0.0)
-            do = tl.load(do_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :], mask=rows_ok[:, None], other=0.0)
+            q = tl.load(q_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :], mask=rows_ok[:, None], other=0.0)  # HBM read: BLOCK_M*d
+            do = tl.load(do_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :], mask=rows_ok[:, None], other=0.0)  # HBM read: BLOCK_M*d
             lse = tl.load(lse_base + offs_m, mask=rows_ok, other=float("inf"))
             delta = tl.load(delta_base + offs_m, mask=rows_ok, other=0.0)
         else:
-            q = tl.load(q_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :])
-            do = tl.load(do_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :])
+            q = tl.load(q_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :])  # HBM read: BLOCK_M*d
+            do = tl.load(do_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :])  # HBM read: BLOCK_M*d
             lse = tl.load(lse_base + offs_m)
             delta = tl.load(delta_base + offs_m)
         lse = tl.where(lse == float("-inf"), float("inf"), lse) * 1.4426950408889634   # fully masked row -> P = 0
@@ -149,7 +150,7 @@ def _bwd_configs():
         cfgs.append(triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s))
     return cfgs if HAS_TRITON else []
 
-# %% ../../nbs/10_flash_attention.ipynb #45cd92fc
+# %% ../../nbs/10_flash_attention.ipynb #febacf6d
 @autotune(_bwd_configs(), key=["Nq", "Nk", "HEAD_DIM", "CAUSAL"])
 @triton.jit
 def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, sm_scale, Nq, Nk, H, G,
@@ -161,8 +162,8 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, sm_scale, Nq, Nk, H, G,
     offs_m0 = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     kv_ok = offs_n[:, None] < Nk
-    k = tl.load(K + pid_bkv * Nk * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)
-    v = tl.load(V + pid_bkv * Nk * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)
+    k = tl.load(K + pid_bkv * Nk * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)  # HBM read once: BLOCK_N*d
+    v = tl.load(V + pid_bkv * Nk * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)  # HBM read once: BLOCK_N*d
     dk = tl.full([BLOCK_N, HEAD_DIM], 0.0, tl.float32)
     dv = tl.full([BLOCK_N, HEAD_DIM], 0.0, tl.float32)
     qk_scale = sm_scale * 1.4426950408889634
@@ -188,10 +189,11 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, sm_scale, Nq, Nk, H, G,
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, LSE + bh * Nq, DELTA + bh * Nq, offs_n, offs_m0,
                                  offs_d, m_tail, _cdiv(Nq, BLOCK_M), Nq, shift, qk_scale, HEAD_DIM, BLOCK_M, True, CAUSAL)
     dk *= sm_scale
+    # HBM write once: BLOCK_N*d of dK and of dV
     tl.store(DK + pid_bkv * Nk * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :], dk.to(DK.dtype.element_ty), mask=kv_ok)
     tl.store(DV + pid_bkv * Nk * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :], dv.to(DV.dtype.element_ty), mask=kv_ok)
 
-# %% ../../nbs/10_flash_attention.ipynb #4d9042db
+# %% ../../nbs/10_flash_attention.ipynb #f70f2ca9
 @triton.jit
 def _bwd_dq_inner(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_n0, offs_d, blk_lo, blk_hi, Nk, shift, qk_scale,
                   HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr):
@@ -199,11 +201,11 @@ def _bwd_dq_inner(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_n0, offs_d
         offs_n = blk * BLOCK_N + offs_n0
         if MASKED:
             kv_ok = offs_n[:, None] < Nk
-            k = tl.load(k_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)
-            v = tl.load(v_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)
+            k = tl.load(k_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)  # HBM read: BLOCK_N*d
+            v = tl.load(v_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=kv_ok, other=0.0)  # HBM read: BLOCK_N*d
         else:
-            k = tl.load(k_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :])
-            v = tl.load(v_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :])
+            k = tl.load(k_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :])  # HBM read: BLOCK_N*d
+            v = tl.load(v_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :])  # HBM read: BLOCK_N*d
         s = tl.dot(q, tl.trans(k)) * qk_scale
         p = tl.math.exp2(s - lse[:, None])                                # P = exp(S - LSE), recomputed
         if MASKED:
@@ -229,8 +231,8 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, sm_scale, Nq, Nk, H, G,
     offs_n0 = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     rows_ok = offs_m < Nq
-    q = tl.load(Q + pid_bh * Nq * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :], mask=rows_ok[:, None], other=0.0)
-    do = tl.load(DO + pid_bh * Nq * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :], mask=rows_ok[:, None], other=0.0)
+    q = tl.load(Q + pid_bh * Nq * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :], mask=rows_ok[:, None], other=0.0)  # HBM read once: BLOCK_M*d
+    do = tl.load(DO + pid_bh * Nq * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :], mask=rows_ok[:, None], other=0.0)  # HBM read once: BLOCK_M*d
     lse = tl.load(LSE + pid_bh * Nq + offs_m, mask=rows_ok, other=float("inf"))
     lse = tl.where(lse == float("-inf"), float("inf"), lse) * 1.4426950408889634
     delta = tl.load(DELTA + pid_bh * Nq + offs_m, mask=rows_ok, other=0.0)
@@ -250,9 +252,10 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, sm_scale, Nq, Nk, H, G,
     dq = _bwd_dq_inner(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_n0, offs_d, n_full, n_end, Nk, shift, qk_scale,
                        HEAD_DIM, BLOCK_N, True, CAUSAL)
     dq *= sm_scale
+    # HBM write once: BLOCK_M*d of dQ
     tl.store(DQ + pid_bh * Nq * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :], dq.to(DQ.dtype.element_ty), mask=rows_ok[:, None])
 
-# %% ../../nbs/10_flash_attention.ipynb #7d947b57
+# %% ../../nbs/10_flash_attention.ipynb #cde6b954
 def flash_bwd_triton(q, k, v, o, lse, do, causal: bool, scale: float, dlse=None):
     "Launch the dK/dV and dQ kernels; Delta = rowsum(dO*O) - dLSE is computed first (2 reads of N*D); returns (dq, dk, dv)."
     B, H, Nq, D = q.shape
