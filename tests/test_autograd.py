@@ -290,3 +290,26 @@ def test_blas_threads_roundtrip():
     if n is None: pytest.skip("numpy's BLAS is not OpenBLAS here")
     assert ag.blas_threads(1) == 1
     ag.blas_threads(n)
+
+@settings(**SETTINGS)
+@given(rows=st.integers(1, 5), cols=st.integers(1, 4), picks=st.lists(st.integers(0, 4), min_size=1, max_size=8),
+       seed=st.integers(0, 2**31 - 1))
+def test_integer_array_indexing_scatter_adds_like_torch(rows, cols, picks, seed):
+    x = np.random.default_rng(seed).standard_normal((rows, cols))
+    idx = np.array([p % rows for p in picks])
+    ours, theirs = both(lambda L, x: x[idx] * x[idx, cols - 1:] + x[:, idx % cols].sum(), x)
+    assert rel_err(ours[0], theirs[0]) < 1e-8
+
+@settings(**SETTINGS)
+@given(n=st.integers(1, 6), c=st.integers(1, 6), scale=st.sampled_from([1.0, 30.0, 1e4]), seed=st.integers(0, 2**31 - 1),
+       axis=st.integers(0, 2))
+def test_concat_and_cross_entropy_random(n, c, scale, seed, axis):
+    r = np.random.default_rng(seed)
+    logits, tg = scale * r.standard_normal((n, c)), r.integers(0, c, n)
+    ours, theirs = both(lambda L, z: cross_entropy(z, tg) if L is ag else F.cross_entropy(z, torch.tensor(tg)), logits)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-8, atol=1e-12)
+    shapes = [[2, 3, 2] for _ in range(3)]
+    for k, s in enumerate(shapes): s[axis] = k + 1
+    parts = [r.standard_normal(s) for s in shapes]
+    ours, theirs = both(lambda L, *ps: concat(list(ps), axis) if L is ag else torch.cat(list(ps), axis), *parts)
+    for o, t in zip(ours, theirs): assert rel_err(o, t) < 1e-8

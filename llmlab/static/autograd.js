@@ -16,8 +16,8 @@ const CSS = `
 .llm-autograd text { fill: var(--jp-ui-font-color1, #222); font-size: 12px; }
 .llm-autograd text.small { font-size: 11px; fill: var(--jp-ui-font-color2, #555); }
 .llm-autograd text.grad { font-size: 11px; font-weight: bold; fill: #c03030; }
-.llm-autograd line { stroke: var(--jp-border-color1, #999); stroke-width: 1.3; }
-.llm-autograd line.active { stroke: #d08000; stroke-width: 3; }
+.llm-autograd path.edge { fill: none; stroke: var(--jp-border-color1, #999); stroke-width: 1.3; }
+.llm-autograd path.edge.active { stroke: #d08000; stroke-width: 3; }
 .llm-autograd .controls { display: flex; gap: 6px; align-items: center; }
 .llm-autograd .llm-rule { font-family: var(--jp-code-font-family, monospace); min-height: 1.4em; }
 .llm-autograd .llm-pushes { font-family: var(--jp-code-font-family, monospace); font-size: 12px; min-height: 2.8em; white-space: pre; }
@@ -66,13 +66,19 @@ function render({ model, el }) {
     const st = steps[s];
     const cols = Math.max(...nodes.map((n) => n.col)) + 1;
     const rows = Math.max(...nodes.map((n) => n.row)) + 1;
-    graph.setAttribute("viewBox", `0 0 ${cols * W + 10} ${rows * H + 10}`);
+    graph.setAttribute("viewBox", `0 0 ${cols * W + 10} ${rows * H + BH + 10}`);
     const pos = (n) => [10 + n.col * W, 8 + n.row * H];
     const receivers = new Set(st.pushes.map((p) => p.to));
     for (const [a, b] of edges) {
       const [x1, y1] = pos(nodes[a]); const [x2, y2] = pos(nodes[b]);
       const active = b === st.node && receivers.has(a) && st.pushes.length > 0;
-      graph.append(svg("line", { x1: x1 + BW, y1: y1 + BH / 2, x2, y2: y2 + BH / 2, class: active ? "active" : "" }));
+      // a cubic curve; edges that skip columns bow below the rows so they do not run through other boxes
+      const sx = x1 + BW, sy = y1 + BH / 2, ex = x2, ey = y2 + BH / 2;
+      const skip = nodes[b].col - nodes[a].col - 1;
+      const dip = skip > 0 ? Math.max(sy, ey) + BH * 0.75 + 8 * skip : null;
+      const d = dip === null ? `M${sx},${sy} C${sx + 22},${sy} ${ex - 22},${ey} ${ex},${ey}`
+        : `M${sx},${sy} C${sx + 40},${dip} ${ex - 40},${dip} ${ex},${ey}`;
+      graph.append(svg("path", { d, class: active ? "edge active" : "edge" }));
     }
     for (const n of nodes) {
       const [x, y] = pos(n);
@@ -90,7 +96,9 @@ function render({ model, el }) {
     const who = nodes[st.node];
     label.textContent = `step ${s + 1}/${steps.length}` + (s === 0 ? ": seed the output" : `: ${who.label} pushes its gradient ${fmt(st.grads[st.node])}`);
     rule.textContent = st.rule;
-    pushes.textContent = st.pushes.map((p) => `${nodes[p.to].label}.grad += ${fmt(st.grads[st.node])} × ${fmt(p.local)} = ${fmt(p.amount)}   (now ${fmt(st.grads[p.to])})`).join("\n");
+    const me = who.label;
+    pushes.textContent = st.pushes.map((p) => { const to = nodes[p.to].label;
+      return `∂L/∂${to} += ∂L/∂${me} × ∂${me}/∂${to} = ${fmt(st.grads[st.node])} × ${fmt(p.local)} = ${fmt(p.amount)}   (∂L/∂${to} now ${fmt(st.grads[p.to])})`; }).join("\n");
   }
 
   prev.addEventListener("click", () => go(model.get("step") - 1));
