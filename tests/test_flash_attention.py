@@ -300,3 +300,27 @@ def test_registers_as_flash_in_the_gpt_registry():
     names = [n for n in dir(gpt) if "ATTENTION" in n.upper()]
     reg = next((getattr(gpt, n) for n in names if isinstance(getattr(gpt, n), dict) and "naive" in getattr(gpt, n)), None)
     assert reg is not None and "flash" in reg, f"'flash' not registered; registries found: {names}"
+
+
+@needs_triton
+@pytest.mark.parametrize("BM,BN", [(64, 32), (32, 64)])
+def test_triton_kernels_with_other_block_shapes(BM, BN):
+    "The GPU autotuner picks other tile shapes than the interpreter's 32x32: check the causal tile ranges with them."
+    if torch.cuda.is_available(): pytest.skip("launches the un-tuned kernels directly; covered on GPU by the autotuned runs")
+    from llmlab.kernels import flash_attention as K
+    q, k, v, dout, _ = make(1, 2, 1, 70, 70, 16)                         # sliced to each (Nq, Nk) below
+    q, k, v, dout = q.float(), k.float(), v.float(), dout.float()
+    for (Nq, Nk), causal in [((70, 37), True), ((37, 70), True)]:
+        qq, kk, vv, do = q[:, :, :Nq].contiguous(), k[:, :, :Nk].contiguous(), v[:, :, :Nk].contiguous(), dout[:, :, :Nq].contiguous()
+        o, lse = torch.empty_like(qq), torch.empty(1, 2, Nq)
+        K._attn_fwd.fn[(-(-Nq // BM), 2)](qq, kk, vv, o, lse, 0.25, Nq, Nk, 2, 2, HEAD_DIM=16, CAUSAL=causal, BLOCK_M=BM, BLOCK_N=BN)
+        delta = (do * o).sum(-1).contiguous()
+        dq, dk, dv = torch.empty_like(qq), torch.empty_like(kk), torch.empty_like(vv)
+        K._attn_bwd_dkdv.fn[(-(-Nk // BN), 1)](qq, kk, vv, do, lse, delta, dk, dv, 0.25, Nq, Nk, 2, 2, HEAD_DIM=16, CAUSAL=causal, BLOCK_M=BM, BLOCK_N=BN)
+        K._attn_bwd_dq.fn[(-(-Nq // BM), 2)](qq, kk, vv, do, lse, delta, dq, 0.25, Nq, Nk, 2, 2, HEAD_DIM=16, CAUSAL=causal, BLOCK_M=BM, BLOCK_N=BN)
+        x = [t.double().requires_grad_() for t in (qq, kk, vv)]
+        ref = attention_ref(*x, causal, 0.25)
+        grads = torch.autograd.grad((ref * do.double()).sum(), x)
+        for name, a, b in zip(["out", "dq", "dk", "dv"], [o, dq, dk, dv], [ref.detach(), *grads]):
+            err = (a.double() - b).abs().max().item()
+            assert err < 1e-4, f"BLOCK_M={BM} BLOCK_N={BN} Nq={Nq} Nk={Nk} causal={causal}: {name} error {err:.2g}"
