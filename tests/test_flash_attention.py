@@ -12,6 +12,8 @@ from llmlab.flash_attention import attention_ref, flash_attention, flash_fwd_tor
 TRITON_OK = lab.HAS_TRITON and (torch.cuda.is_available() or lab.interpreting())
 needs_triton = pytest.mark.skipif(not TRITON_OK, reason="needs Triton (CUDA, or TRITON_INTERPRET=1 set by conftest)")
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
+# the interpreter (numpy 2.3) warns on every runtime loop bound; the kernels are checked by value below
+pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0:DeprecationWarning")
 
 
 def make(B, H, Hkv, Nq, Nk, D, dtype=torch.float64, seed=0, device="cpu"):
