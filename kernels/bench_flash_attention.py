@@ -73,11 +73,13 @@ def _sdpa_with(ctx):
 
 
 def sweep(dtype: str = "bf16", dims=(64, 128), seqlens=(1024, 2048, 4096, 8192, 16384), tokens: int = 16384,
-          hidden: int = 2048, causal_modes=(False, True), modes=("fwd", "bwd"), rep: int = 100) -> list[dict]:
+          hidden: int = 2048, causal_modes=(False, True), modes=("fwd", "bwd"), rep: int = 100, device: str = "cuda",
+          backend: str = "triton") -> list[dict]:
     "The GPU sweep: rows with mode, impl ('flash' or the fastest 'sdpa-*'), N, d, causal, ms, TFLOP/s, speedup vs SDPA."
-    if not torch.cuda.is_available(): raise RuntimeError("sweep() times the Triton kernels and needs CUDA; run main() for the CPU table")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("sweep() times the Triton kernels and needs CUDA; run main() for the CPU table")
     dt, rows = DTYPES[dtype], []
-    flash = lambda q, k, v, causal: flash_attention(q, k, v, causal=causal, backend="triton")
+    flash = lambda q, k, v, causal: flash_attention(q, k, v, causal=causal, backend=backend)
     for mode in modes:
         for d in dims:
             for N in seqlens:
@@ -85,7 +87,7 @@ def sweep(dtype: str = "bf16", dims=(64, 128), seqlens=(1024, 2048, 4096, 8192, 
                     B, H = max(1, tokens // N), hidden // d
                     impls = {n: _sdpa_with(ctx) for n, ctx in sdpa_backends()}
                     impls["flash"] = flash
-                    got = bench_one(impls, mode, B, H, N, d, causal, dt, "cuda", rep)
+                    got = bench_one(impls, mode, B, H, N, d, causal, dt, device, rep)
                     sdpa = min((r for r in got if r["impl"].startswith("sdpa")), key=lambda r: r["ms"], default=None)
                     fl = next(r for r in got if r["impl"] == "flash")
                     for r in (sdpa, fl):
