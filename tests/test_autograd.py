@@ -1,6 +1,7 @@
 """llmlab.autograd: gradients against torch.autograd (hypothesis over random op compositions and broadcastable
 shapes, float64, 1e-8 relative), accumulation, zero_grad, scatter-add, the max tie rule, stability, optimisers
 against torch, the widget trace, and every error path."""
+import os
 import numpy as np, pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st, HealthCheck
@@ -8,7 +9,8 @@ from llmlab import autograd as ag
 from llmlab.autograd import Tensor, no_grad, concat, softmax, log_softmax, cross_entropy
 
 torch.set_num_threads(1)
-SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = dict(max_examples=int(os.environ.get("LLMLAB_HYPOTHESIS_EXAMPLES", 40)),  # raise it for a deeper search
+                deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 def rel_err(ours, theirs):
     theirs = np.asarray(theirs)
@@ -51,9 +53,10 @@ def test_binary_ops_broadcast_like_torch(pair, op):
         assert o.shape == t.shape
         assert rel_err(o, t) < 1e-8
 
-UNARY = {"exp": lambda L, x: x.exp(), "log": lambda L, x: (x * x + 0.1).log(), "tanh": lambda L, x: x.tanh(),
+UNARY = {"exp": lambda L, x: (-x * x).exp(),   # ops kept bounded so random chains do not overflow
+          "log": lambda L, x: (x * x + 0.1).log(), "tanh": lambda L, x: x.tanh(),
          "relu": lambda L, x: x.relu(), "sigmoid": lambda L, x: x.sigmoid(), "neg": lambda L, x: -x,
-         "pow3": lambda L, x: x ** 3, "sum0": lambda L, x: x.sum(0, keepdims=True), "mean": lambda L, x: x.mean(-1, keepdims=True),
+         "pow3": lambda L, x: x.tanh() ** 3, "sum0": lambda L, x: x.sum(0, keepdims=True), "mean": lambda L, x: x.mean(-1, keepdims=True),
          "T": lambda L, x: x.T if x.ndim == 2 else (x.transpose() if L is ag else x.permute(*reversed(range(x.ndim)))), "softmax": lambda L, x: L.softmax(x, -1), "log_softmax": lambda L, x: L.log_softmax(x, 0),
          "reshape": lambda L, x: x.reshape(-1).reshape(x.shape), "index": lambda L, x: x[..., ::2] * 1.0 if x.shape[-1] > 1 else x}
 
