@@ -185,3 +185,31 @@ def test_import_without_triton():
     code = "import sys; sys.modules['triton'] = None\nimport llmlab.kernels.moe, llmlab.moe as M, torch\nm = M.MoE(8, 4, 4, 2)\nprint(m(torch.randn(3, 8))[0].shape)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "torch.Size([3, 8])" in out.stdout, out.stderr
+
+# ---------------------------------------------------------------- widget trace and GPT plug-in
+def test_route_snapshot_and_trace_match_the_router():
+    m = make(d_model=13, d_ff=7, E=5, k=2, dtype=torch.float32)
+    x = torch.randn(12, 13)
+    snap = M.route_snapshot(m, x, capacity_factor=1.0)
+    idx, gates, logits = m.router(x)
+    assert snap["experts"] == idx.tolist() and snap["capacity"] == math.ceil(12 * 2 / 5)
+    torch.testing.assert_close(torch.tensor(snap["gates"]), gates.detach(), atol=1e-3, rtol=0)
+    torch.testing.assert_close(torch.tensor(snap["probs"]), logits.softmax(-1).detach(), atol=1e-3, rtol=0)
+    d = M.dispatch(idx, 5, math.ceil(12 * 2 / 5))
+    assert sum(map(sum, snap["dropped"])) == int(d.dropped) and snap["load"] == d.load.tolist()
+    hist = torch.rand(7, 5).tolist()
+    tr = M.trace_moe([f"t{i}" for i in range(12)], [snap, snap], [0, 6], hist, 5, 2)
+    assert len(tr["history"]) == 7 and abs(sum(tr["history"][3]) - 1) < 0.01
+    with pytest.raises(ValueError, match="equal length"): M.trace_moe(["a"] * 12, [snap], [0, 1], hist, 5, 2)
+    with pytest.raises(ValueError, match="route the 3 tokens"): M.trace_moe(["a"] * 3, [snap], [0], hist, 5, 2)
+    with pytest.raises(ValueError, match="load_history must be"): M.trace_moe(["a"] * 12, [snap], [0], [[1, 2]], 5, 2)
+    with pytest.raises(ValueError, match="x must be"): M.route_snapshot(m, torch.randn(2, 3, 13))
+    if M.HAS_WIDGETS:
+        w = M.MoEWidget(tr)
+        assert "export default" in w._esm and w.step == 1
+
+def test_gpt_factory_reads_config():
+    from types import SimpleNamespace
+    m = M.moe_mlp(SimpleNamespace(n_embd=16, mlp_kwargs={"n_experts": 4, "top_k": 2, "n_shared": 1}))
+    assert (m.n_experts, m.top_k, m.experts.d_ff, m.shared is not None) == (4, 2, 32, True)
+    with pytest.raises(ValueError, match="model width"): M.moe_mlp(SimpleNamespace(mlp_kwargs={}))

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['tile_schedule', 'grouped_mm', 'grouped_swiglu_up', 'grouped_wgrad', 'GroupedSwiGLU', 'grouped_swiglu']
 
-# %% ../../nbs/21_moe.ipynb #3c9cba85
+# %% ../../nbs/21_moe.ipynb #466c7667
 import torch
 from ..lab import HAS_TRITON, triton, tl, autotune, interpreting
 
-# %% ../../nbs/21_moe.ipynb #0a2de67c
+# %% ../../nbs/21_moe.ipynb #3ab7e1b9
 def tile_schedule(offsets: torch.Tensor, block_m: int, total_rows: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     "Map each row tile of a grouped GEMM to (expert, first row); returns tile_expert, tile_row, n_tiles (an upper bound)."
     E = offsets.numel() - 1
@@ -25,7 +25,7 @@ def tile_schedule(offsets: torch.Tensor, block_m: int, total_rows: int) -> tuple
     row = torch.where(e < E, row, offsets[-1].expand_as(row))              # spare tiles start at the end: fully masked
     return e_c.to(torch.int32).contiguous(), row.to(torch.int32).contiguous(), n_tiles
 
-# %% ../../nbs/21_moe.ipynb #822ad348
+# %% ../../nbs/21_moe.ipynb #5d553d95
 _MM_CONFIGS = [triton.Config({"BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
                for bn, bk, w, s in [(32, 32, 4, 1), (128, 64, 4, 3), (128, 64, 8, 3), (64, 64, 4, 4), (256, 64, 8, 3)]] if HAS_TRITON else []
 
@@ -54,7 +54,7 @@ def _grouped_mm_kernel(x_ptr, w_ptr, y_ptr, offsets_ptr, tile_expert_ptr, tile_r
     tl.store(y_ptr + rows[:, None].to(tl.int64) * stride_ym + cols[None, :], acc.to(y_ptr.dtype.element_ty),
              mask=row_ok[:, None] & (cols[None, :] < N))
 
-# %% ../../nbs/21_moe.ipynb #d3e0af44
+# %% ../../nbs/21_moe.ipynb #7c4a040d
 @autotune(_MM_CONFIGS, key=["N", "K", "BLOCK_M"])
 @triton.jit
 def _grouped_swiglu_kernel(x_ptr, wg_ptr, wu_ptr, h_ptr, a_ptr, b_ptr, offsets_ptr, tile_expert_ptr, tile_row_ptr,
@@ -87,7 +87,7 @@ def _grouped_swiglu_kernel(x_ptr, wg_ptr, wu_ptr, h_ptr, a_ptr, b_ptr, offsets_p
         tl.store(a_ptr + out, acc_a.to(a_ptr.dtype.element_ty), mask=ok)
         tl.store(b_ptr + out, acc_b.to(b_ptr.dtype.element_ty), mask=ok)
 
-# %% ../../nbs/21_moe.ipynb #99c15753
+# %% ../../nbs/21_moe.ipynb #ad040bde
 _WG_CONFIGS = [triton.Config({"BLOCK_K": bk, "BLOCK_N": bn, "BLOCK_M": bm}, num_warps=w, num_stages=s)
                for bk, bn, bm, w, s in [(32, 32, 32, 4, 1), (64, 128, 64, 4, 3), (128, 128, 64, 8, 3), (64, 64, 64, 4, 4)]] if HAS_TRITON else []
 
@@ -112,7 +112,7 @@ def _grouped_wgrad_kernel(x_ptr, dy_ptr, dw_ptr, offsets_ptr, N, K, stride_xm, s
     tl.store(dw_ptr + e.to(tl.int64) * stride_dwe + ks[:, None] * stride_dwk + cols[None, :], acc.to(dw_ptr.dtype.element_ty),
              mask=(ks[:, None] < K) & (cols[None, :] < N))
 
-# %% ../../nbs/21_moe.ipynb #53f29ae5
+# %% ../../nbs/21_moe.ipynb #67f60813
 def _block_m(rows: int, n_experts: int) -> int:
     "Row tile height: 32 under the interpreter or for few rows per expert, 64 or 128 on a GPU."
     if interpreting(): return 32
@@ -162,7 +162,7 @@ def grouped_wgrad(x: torch.Tensor, dy: torch.Tensor, offsets: torch.Tensor) -> t
     _grouped_wgrad_kernel[grid](x, dy, dw, offsets, N, K, x.stride(0), dy.stride(0), dw.stride(0), dw.stride(1))
     return dw.to(x.dtype)
 
-# %% ../../nbs/21_moe.ipynb #8abfa4d7
+# %% ../../nbs/21_moe.ipynb #a8a9fc6f
 class GroupedSwiGLU(torch.autograd.Function):
     "Differentiable expert MLPs over expert-sorted rows: Y = (silu(X Wg) * X Wu) Wd per segment, Triton grouped GEMMs both ways."
     @staticmethod
