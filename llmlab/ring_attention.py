@@ -394,28 +394,34 @@ def launch(fn: Callable, world_size: int, backend: str = "gloo", args: tuple = (
 
 # %% ../nbs/11_ring_attention.ipynb #7344b4d4
 def ring_check_worker(rank: int, world: int, cases: list) -> list:
-    "Run each case (dict: shape, causal, layout, seed, dtype, hkv) through `ring_attention` on this rank: its out/dq/dk/dv shards."
+    "Run each case (dict: shape, causal, layout, seed, dtype, hkv, group_size) through `ring_attention` on this rank: its out/dq/dk/dv shards."
     results = []
     dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     for c in cases:
+        gs = c.get("group_size", world)         # rings of gs consecutive ranks, each over its own copy of the sequence
+        groups = [dist.new_group(list(range(s, s + gs))) for s in range(0, world, gs)] if gs != world else [None]
+        group, r, P = groups[rank // gs], rank % gs, gs
         dtype = getattr(torch, c.get("dtype", "float64"))
-        q, k, v, dout = (shard(t, rank, world, c["layout"]).to(dev) for t in case_tensors(c["shape"], dtype, c.get("seed", 0), c.get("hkv")))
+        q, k, v, dout = (shard(t, r, P, c["layout"]).to(dev) for t in case_tensors(c["shape"], dtype, c.get("seed", 0), c.get("hkv")))
         q, k, v = (t.requires_grad_() for t in (q, k, v))
-        out = ring_attention(q, k, v, c["causal"], c["layout"], scale=c.get("scale"), overlap=c.get("overlap", True))
+        out = ring_attention(q, k, v, c["causal"], c["layout"], group=group, scale=c.get("scale"), overlap=c.get("overlap", True))
         out.backward(dout)
         results.append({n: t.detach().cpu() for n, t in (("out", out), ("dq", q.grad), ("dk", k.grad), ("dv", v.grad))})
     return results
 
 def check_against_reference(cases: list, results: list, world: int) -> list[float]:
-    "Largest |error| of the gathered ring out/dq/dk/dv against `block_attention_ref` on the full tensors, per case."
+    "Largest |error| of the gathered ring out/dq/dk/dv against `block_attention_ref` on the full tensors, per case (every group)."
     errs = []
     for i, c in enumerate(cases):
         q, k, v, dout = case_tensors(c["shape"], getattr(torch, c.get("dtype", "float64")), c.get("seed", 0), c.get("hkv"))
         q, k, v = (t.requires_grad_() for t in (q, k, v))
         want = block_attention_ref(q, k, v, c["causal"], c.get("scale"))[0]
         grads = torch.autograd.grad(want, (q, k, v), dout)
-        got = [unshard([results[r][i][n] for r in range(world)], c["layout"]) for n in ("out", "dq", "dk", "dv")]
-        errs.append(max((g.double() - w.double()).abs().max().item() for g, w in zip(got, [want, *grads])))
+        gs, err = c.get("group_size", world), 0.0
+        for s in range(0, world, gs):
+            got = [unshard([results[r][i][n] for r in range(s, s + gs)], c["layout"]) for n in ("out", "dq", "dk", "dv")]
+            err = max([err] + [(g.double() - w.double()).abs().max().item() for g, w in zip(got, [want, *grads])])
+        errs.append(err)
     return errs
 
 # %% ../nbs/11_ring_attention.ipynb #f9679280

@@ -95,12 +95,15 @@ CASES = ([dict(shape=(1, 2, 16, 8), causal=c, layout=l, seed=i, hkv=1 if i % 2 e
 F32 = [dict(shape=(1, 2, 16, 8), causal=c, layout=l, seed=20 + i, dtype="float32")
        for i, (c, l) in enumerate([(True, "zigzag"), (True, "contiguous"), (False, "stripe")])]
 
+GROUPS = [dict(shape=(1, 2, 16, 8), causal=True, layout="zigzag", seed=30, group_size=2)]   # two rings of 2 in a world of 4
+
 @pytest.mark.parametrize("P", [2, 4])
 def test_spawned_ring_matches_gathered_attention(P):
     "Real gloo processes: out, dq, dk, dv equal attention on the gathered tensors; the output equals the simulated ring."
-    res = launch(ring_check_worker, P, args=(CASES + F32,), timeout=60)
-    errs = check_against_reference(CASES + F32, res, P)
-    for c, e in zip(CASES + F32, errs):
+    extra = GROUPS if P == 4 else []
+    res = launch(ring_check_worker, P, args=(CASES + F32 + extra,), timeout=60)
+    errs = check_against_reference(CASES + F32 + extra, res, P)
+    for c, e in zip(CASES + F32 + extra, errs):
         assert e < (1e-5 if c.get("dtype") == "float32" else 1e-12), (c, e)
     for i, c in enumerate(CASES):
         q, k, v, _ = case_tensors(c["shape"], torch.float64, c["seed"], c.get("hkv"))
