@@ -3,6 +3,7 @@ against attention on the gathered tensors, forward and dQ/dK/dV. Spawning costs 
 test batches every case into one run. Tolerances: float64 runs must match to 1e-12, float32 runs to 1e-5."""
 import os, subprocess, sys, time
 import pytest, torch
+from hypothesis import given, settings, strategies as st
 from llmlab import ring_attention as ra
 from llmlab.ring_attention import (LAYOUTS, shard, unshard, shard_positions, block_attention_ref, merge_partials,
                                    ring_block_plan, plan_pairs, ring_work, layout_efficiency, ring_timeline,
@@ -23,6 +24,21 @@ def test_shard_unshard_roundtrip(layout, P):
     for r in range(P):                     # the positions are the RoPE ids: row i of the shard is token pos[r][i]
         assert torch.equal(parts[r], x[:, :, pos[r]])
         assert torch.all(pos[r][1:] > pos[r][:-1])
+
+@settings(max_examples=40, deadline=None)
+@given(P=st.integers(1, 6), n=st.integers(1, 5), layout=st.sampled_from(LAYOUTS), causal=st.booleans(), seed=st.integers(0, 99))
+def test_property_plans_cover_exactly_the_visible_pairs(P, n, layout, causal, seed):
+    "For random P, local length and layout: shards partition the sequence and the plans' work equals the visible pairs."
+    n_local = 2 * n if layout == "zigzag" else n
+    N = P * n_local
+    x = torch.randn(1, 1, N, 2, generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(unshard([shard(x, r, P, layout) for r in range(P)], layout), x)
+    pos = [shard_positions(N, r, P, layout) for r in range(P)]
+    total = sum(plan_pairs(ring_block_plan(layout, i, j, P, n_local, causal)) for i in range(P) for j in range(P))
+    assert total == (N * (N + 1) // 2 if causal else N * N)
+    i, j = seed % P, (seed // P) % P
+    allowed = int((pos[j][None, :] <= pos[i][:, None]).sum()) if causal else n_local * n_local
+    assert plan_pairs(ring_block_plan(layout, i, j, P, n_local, causal)) == allowed
 
 def test_lengths_that_do_not_split_fail_clearly():
     with pytest.raises(ValueError, match=r"N=12 does not split evenly for layout='zigzag' over world=4.*2\*world=8"):
