@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['flash_fwd_triton', 'flash_bwd_triton']
 
-# %% ../../nbs/10_flash_attention.ipynb #0587fb8f
+# %% ../../nbs/10_flash_attention.ipynb #c42bd613
 import torch
 from ..lab import HAS_TRITON, triton, tl, autotune
 
-# %% ../../nbs/10_flash_attention.ipynb #655bafdb
+# %% ../../nbs/10_flash_attention.ipynb #d4089ed7
 @triton.jit
 def _add(a, b): return a + b
 
@@ -25,7 +25,7 @@ def _row_max(x): return tl.reduce(x, 1, _maximum)                        # max o
 @triton.jit
 def _cdiv(a, b): return (a + b - 1) // b
 
-# %% ../../nbs/10_flash_attention.ipynb #dc2e0446
+# %% ../../nbs/10_flash_attention.ipynb #35c62148
 @triton.jit
 def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n0, offs_d, blk_lo, blk_hi, Nk, shift, qk_scale,
                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr):
@@ -53,7 +53,7 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n0, offs_d, blk_lo
         m_i = m_new
     return acc, l_i, m_i
 
-# %% ../../nbs/10_flash_attention.ipynb #929c0b93
+# %% ../../nbs/10_flash_attention.ipynb #6580a0b1
 def _fwd_configs():
     cfgs = [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32}, num_warps=4, num_stages=1)]
     for bm, bn, w, s in [(64, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 4), (64, 32, 4, 2)]:
@@ -100,7 +100,7 @@ def _attn_fwd(Q, K, V, O, LSE, sm_scale, Nq, Nk, H, G,
              mask=row_ok[:, None])
     tl.store(LSE + pid_bh * Nq + offs_m, lse, mask=row_ok)  # HBM write: BLOCK_M fp32
 
-# %% ../../nbs/10_flash_attention.ipynb #d777a507
+# %% ../../nbs/10_flash_attention.ipynb #cee5f2fe
 def flash_fwd_triton(q, k, v, causal: bool, scale: float):
     "Launch the forward kernel on checked inputs q (B, H, Nq, D), k/v (B, Hkv, Nk, D); returns (out, lse float32)."
     B, H, Nq, D = q.shape
@@ -112,7 +112,7 @@ def flash_fwd_triton(q, k, v, causal: bool, scale: float):
     _attn_fwd[grid](q, k, v, o, lse, scale, Nq, Nk, H, H // Hkv, HEAD_DIM=D, CAUSAL=bool(causal))
     return o, lse
 
-# %% ../../nbs/10_flash_attention.ipynb #00fb4680
+# %% ../../nbs/10_flash_attention.ipynb #ed8b4b51
 @triton.jit
 def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, offs_n, offs_m0, offs_d, blk_lo, blk_hi,
                     Nq, shift, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
@@ -150,7 +150,7 @@ def _bwd_configs():
         cfgs.append(triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s))
     return cfgs if HAS_TRITON else []
 
-# %% ../../nbs/10_flash_attention.ipynb #b688fe03
+# %% ../../nbs/10_flash_attention.ipynb #10d2c705
 @autotune(_bwd_configs(), key=["Nq", "Nk", "HEAD_DIM", "CAUSAL"])
 @triton.jit
 def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, sm_scale, Nq, Nk, H, G,
@@ -193,7 +193,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, sm_scale, Nq, Nk, H, G,
     tl.store(DK + pid_bkv * Nk * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :], dk.to(DK.dtype.element_ty), mask=kv_ok)
     tl.store(DV + pid_bkv * Nk * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :], dv.to(DV.dtype.element_ty), mask=kv_ok)
 
-# %% ../../nbs/10_flash_attention.ipynb #a73aa8a8
+# %% ../../nbs/10_flash_attention.ipynb #7fed1c86
 @triton.jit
 def _bwd_dq_inner(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_n0, offs_d, blk_lo, blk_hi, Nk, shift, qk_scale,
                   HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr):
@@ -255,7 +255,7 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, sm_scale, Nq, Nk, H, G,
     # HBM write once: BLOCK_M*d of dQ
     tl.store(DQ + pid_bh * Nq * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :], dq.to(DQ.dtype.element_ty), mask=rows_ok[:, None])
 
-# %% ../../nbs/10_flash_attention.ipynb #1ff336b8
+# %% ../../nbs/10_flash_attention.ipynb #0a3d3d23
 def flash_bwd_triton(q, k, v, o, lse, do, causal: bool, scale: float, dlse=None):
     "Launch the dK/dV and dQ kernels; Delta = rowsum(dO*O) - dLSE is computed first (2 reads of N*D); returns (dq, dk, dv)."
     B, H, Nq, D = q.shape
