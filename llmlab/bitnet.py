@@ -225,12 +225,13 @@ def ternary_matmul_ref(x: torch.Tensor, packed: torch.Tensor, w_scale: torch.Ten
     "Reference `x @ W.T * w_scale (* x_scale)` by unpacking W; int8 x is summed exactly (float64 holds every int32 sum)."
     M, K, N = _check_matmul(x, packed, w_scale, x_scale)
     w = unpack_ternary(packed, (N, K))                                           # (N, K) int8
+    ct = torch.float64 if x.dtype == torch.float64 else torch.float32            # compute type
     if x.dtype == torch.int8:
-        acc = (x.double() @ w.double().T).to(torch.int32)                        # (M, N) exact integer sums
+        acc = (x.double() @ w.double().T).to(torch.int32).to(ct)                 # (M, N) exact integer sums
     else:
-        acc = x.float() @ w.float().T
-    y = acc.float() * w_scale.float().reshape(1, -1)
-    if x_scale is not None: y = y * x_scale.float().reshape(-1, 1)
+        acc = x.to(ct) @ w.to(ct).T
+    y = acc * w_scale.to(ct).reshape(1, -1)
+    if x_scale is not None: y = y * x_scale.to(ct).reshape(-1, 1)
     return y.to(_out_dtype(x))
 
 # %% ../nbs/20_bitnet.ipynb #0187492c

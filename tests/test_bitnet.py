@@ -1,0 +1,204 @@
+"""BitNet b1.58: quantisers (values, scales, zero rows, groups), STE gradients, pack/unpack round trips (2-bit and
+base 3), ternary_matmul (reference and Triton kernels through the interpreter) against the exact int32 reference,
+BitLinear (training, freeze), the widget trace, and bad input."""
+import math
+import pytest, torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+from llmlab import bitnet as B
+from llmlab.lab import HAS_TRITON, interpreting
+
+torch.set_num_threads(1)
+needs_triton = pytest.mark.skipif(not (HAS_TRITON and (interpreting() or torch.cuda.is_available())),
+                                  reason="needs Triton with a GPU or TRITON_INTERPRET=1 (conftest sets it without a GPU)")
+
+def ternary(N, K, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(-1, 2, (N, K), generator=g, dtype=torch.int8)
+
+# ---------------------------------------------------------------- quantisers
+def test_weights_ternary_values_and_scale():
+    w = torch.tensor([[0.9, -0.05, 0.3, -1.2], [0.02, 0.5, -0.4, 0.1]])
+    q, s = B.quantize_weights_ternary(w)
+    assert q.dtype == torch.int8 and s.shape == ()
+    torch.testing.assert_close(s, w.abs().mean())
+    assert torch.equal(q, torch.where(w.abs() < s / 2, 0, torch.sign(w)).to(torch.int8)), "zero below gamma/2, else the sign"
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 9), groups=st.integers(1, 4), gs=st.sampled_from([1, 2, 4, 8]), seed=st.integers(0, 1000))
+def test_weights_per_group(n, groups, gs, seed):
+    w = torch.randn(n, groups * gs, generator=torch.Generator().manual_seed(seed))
+    q, s = B.quantize_weights_ternary(w, group_size=gs)
+    assert s.shape == (n, groups) and set(q.unique().tolist()) <= {-1, 0, 1}
+    torch.testing.assert_close(s, w.abs().reshape(n, groups, gs).mean(-1).clamp_min(1e-5))
+    ref = (w.reshape(n, groups, gs) / s[..., None]).round().clamp(-1, 1).reshape(n, -1)
+    assert torch.equal(q.float(), ref)
+    torch.testing.assert_close(B.dequantize_ternary(q, s), (ref.reshape(n, groups, gs) * s[..., None]).reshape(n, -1))
+
+def test_zero_weights_and_zero_activation_rows():
+    q, s = B.quantize_weights_ternary(torch.zeros(3, 4))
+    assert (q == 0).all() and s > 0
+    x = torch.zeros(2, 5); x[1] = torch.tensor([1.0, -2.0, 0.5, 0.0, 2.0])
+    xq, xs = B.quantize_activations_int8(x)
+    assert torch.isfinite(xs).all() and (xq[0] == 0).all()
+    assert xq[1].tolist() == [64, -127, 32, 0, 127] and xs.shape == (2, 1)   # 63.5 -> 64 (round half to even), 31.75 -> 32
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 40)), seed=st.integers(0, 1000))
+def test_activations_int8_range_and_error(shape, seed):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * 3
+    xq, xs = B.quantize_activations_int8(x)
+    assert xq.dtype == torch.int8 and xq.abs().max() <= 127 and xs.shape == (*shape[:-1], 1)
+    assert (xq.abs().amax(-1) == 127).all(), "the largest entry of each token must map to +-127"
+    assert ((xq.float() * xs - x).abs() <= xs / 2 + 1e-6).all(), "error is at most half a step"
+
+# ---------------------------------------------------------------- STE
+def test_ste_weights_and_activations_pass_gradients_through():
+    g = torch.Generator().manual_seed(1)
+    for fq, q in ((B.fake_quant_weights, B.quantize_weights_ternary), (B.fake_quant_activations, B.quantize_activations_int8)):
+        w = torch.randn(5, 7, generator=g, requires_grad=True)
+        out = fq(w)
+        wq, s = q(w.detach())
+        torch.testing.assert_close(out, wq.float() * s)
+        up = torch.randn(5, 7, generator=g)
+        (out * up).sum().backward()
+        assert torch.equal(w.grad, up), "STE: d out / d w must be the identity"
+
+# ---------------------------------------------------------------- packing
+@settings(max_examples=30, deadline=None)
+@given(N=st.integers(1, 9), K=st.integers(1, 41), seed=st.integers(0, 10_000))
+def test_pack_roundtrip(N, K, seed):
+    w = ternary(N, K, seed)
+    p = B.pack_ternary(w)
+    assert p.dtype == torch.uint8 and p.shape == (N, math.ceil(K / 4))
+    assert torch.equal(B.unpack_ternary(p, (N, K)), w)
+    p3 = B.pack_ternary_base3(w)
+    assert p3.shape == (N, math.ceil(K / 5)) and int(p3.max()) <= 242
+    assert torch.equal(B.unpack_ternary_base3(p3, (N, K)), w)
+
+def test_pack_layout():
+    p = B.pack_ternary(torch.tensor([[-1, 0, 1, 1, 0]], dtype=torch.int8))
+    assert p.tolist() == [[0 | 1 << 2 | 2 << 4 | 2 << 6, 0b01010101]], "code w+1 in bits 2*(k%4), padding = weight 0"
+
+def test_pack_errors():
+    with pytest.raises(ValueError, match="only -1, 0, 1"): B.pack_ternary(torch.tensor([[2, 0]], dtype=torch.int8))
+    with pytest.raises(TypeError, match="integer"): B.pack_ternary(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="2-D"): B.pack_ternary(torch.zeros(4, dtype=torch.int8))
+    p = B.pack_ternary(ternary(3, 10))
+    with pytest.raises(ValueError, match="packs to"): B.unpack_ternary(p, (3, 13))
+    with pytest.raises(TypeError, match="uint8"): B.unpack_ternary(p.to(torch.int32), (3, 10))
+    with pytest.raises(ValueError, match="code 3"): B.unpack_ternary(torch.full((1, 1), 255, dtype=torch.uint8), (1, 4))
+    with pytest.raises(ValueError, match="242"): B.unpack_ternary_base3(torch.full((1, 1), 250, dtype=torch.uint8), (1, 5))
+
+# ---------------------------------------------------------------- matmul
+def test_reference_matmul_exact_and_float():
+    w = ternary(13, 37, 3); p = B.pack_ternary(w)
+    x = torch.randint(-127, 128, (6, 37), dtype=torch.int8)
+    y = B.ternary_matmul(x, p, torch.tensor(1.0), backend="torch")
+    assert y.dtype == torch.float32 and torch.equal(y, (x.long() @ w.long().T).float())
+    xf = torch.randn(2, 3, 37, dtype=torch.float64)
+    ws = torch.rand(13) + 0.5
+    yf = B.ternary_matmul(xf, p, ws, backend="torch")
+    assert yf.shape == (2, 3, 13) and yf.dtype == torch.float64
+    torch.testing.assert_close(yf, xf @ (w.double() * ws.double()[:, None]).T)
+
+@needs_triton
+@pytest.mark.parametrize("M,N,K", [(1, 5, 7), (1, 45, 150), (1, 64, 128), (3, 33, 61), (17, 37, 97), (16, 32, 128)])
+def test_triton_kernels_exact_vs_int32_reference(M, N, K):
+    g = torch.Generator().manual_seed(M * 1000 + N + K)
+    w = torch.randn(N, K, generator=g)
+    wq, ws = B.quantize_weights_ternary(w)
+    p = B.pack_ternary(wq)
+    xq, xs = B.quantize_activations_int8(torch.randn(M, K, generator=g))
+    blocks = dict(BLOCK_N=32, BLOCK_KP=8) if M == 1 else dict(BLOCK_M=16, BLOCK_N=32, BLOCK_KP=8)
+    y_int = B.ternary_matmul_triton(xq, p, torch.tensor(1.0), blocks=blocks)
+    assert torch.equal(y_int, (xq.long() @ wq.long().T).float()), "int8 activations: the kernel must equal the int32 sums"
+    y = B.ternary_matmul_triton(xq, p, ws, xs, blocks=blocks)
+    assert torch.equal(y, B.ternary_matmul_ref(xq, p, ws, xs)), "scaled: bit-exact against the reference"
+    xf = torch.randn(M, K, generator=g)
+    wsr = torch.rand(N, generator=g) + 0.5                      # per-row scales
+    torch.testing.assert_close(B.ternary_matmul_triton(xf, p, wsr, blocks=blocks), B.ternary_matmul_ref(xf, p, wsr),
+                               rtol=1e-5, atol=1e-4)
+
+@needs_triton
+def test_triton_autotuned_entry_and_backend_switch():
+    wq = ternary(40, 70); p = B.pack_ternary(wq)
+    x = torch.randint(-127, 128, (2, 70), dtype=torch.int8)
+    y = B.ternary_matmul(x, p, torch.tensor(0.5), backend="triton")
+    assert torch.equal(y, B.ternary_matmul(x, p, torch.tensor(0.5), backend="torch"))
+
+def test_matmul_errors():
+    p = B.pack_ternary(ternary(4, 10))
+    x = torch.randn(3, 10)
+    with pytest.raises(ValueError, match="ceil"): B.ternary_matmul(torch.randn(3, 13), p, torch.tensor(1.0))
+    with pytest.raises(TypeError, match="dtype"): B.ternary_matmul(x.to(torch.int32), p, torch.tensor(1.0))
+    with pytest.raises(TypeError, match="uint8"): B.ternary_matmul(x, p.to(torch.int16), torch.tensor(1.0))
+    with pytest.raises(ValueError, match="w_scale"): B.ternary_matmul(x, p, torch.ones(3))
+    with pytest.raises(ValueError, match="x_scale"): B.ternary_matmul(x, p, torch.tensor(1.0), x_scale=torch.ones(2))
+    with pytest.raises(ValueError, match="backend"): B.ternary_matmul(x, p, torch.tensor(1.0), backend="cuda")
+
+# ---------------------------------------------------------------- BitLinear
+def test_bitlinear_forward_backward_and_freeze():
+    torch.manual_seed(0)
+    layer = B.BitLinear(24, 10, bias=True)
+    x = torch.randn(2, 5, 24)
+    y = layer(x)
+    assert y.shape == (2, 5, 10)
+    xn = layer.norm(x)
+    wq, ws = B.quantize_weights_ternary(layer.weight.detach())
+    xq, xs = B.quantize_activations_int8(xn.detach())
+    torch.testing.assert_close(y, (xq.float() * xs) @ (wq.float() * ws).T + layer.bias)
+    y.square().sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0 and layer.norm.weight.grad is not None
+    with torch.no_grad(): before = layer(x)
+    layer.freeze()
+    assert layer.frozen and not hasattr(layer, "weight") or layer.__dict__.get("weight") is None
+    assert layer.packed.dtype == torch.uint8 and layer.packed.shape == (10, 6)
+    with torch.no_grad(): after = layer(x)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="in_features"): layer(torch.randn(3, 7))
+    with pytest.raises(ValueError, match="out_features"): B.BitLinear(4, 0)
+
+def test_bitlinear_trains_in_a_small_lm():
+    "A 1-layer char model with BitLinear projections: the loss must fall well below its start."
+    torch.manual_seed(0)
+    text = "abcabdabeabf" * 40
+    vocab = sorted(set(text)); ids = torch.tensor([vocab.index(c) for c in text])
+    emb, l1, l2, head = nn.Embedding(len(vocab), 32), B.BitLinear(64, 64), B.BitLinear(64, 32), nn.Linear(32, len(vocab))
+    params = [*emb.parameters(), *l1.parameters(), *l2.parameters(), *head.parameters()]
+    opt = torch.optim.AdamW(params, lr=1e-2)
+    ctx = torch.stack([ids[:-2], ids[1:-1]], 1); tgt = ids[2:]
+    losses = []
+    for _ in range(60):
+        h = emb(ctx).flatten(1)                                           # (T, 64): two previous characters
+        loss = F.cross_entropy(head(l2(F.gelu(l1(h)))), tgt)
+        opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], f"loss did not fall enough: {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+def test_registered_in_gpt_when_present():
+    import importlib.util
+    if importlib.util.find_spec("llmlab.gpt") is None: pytest.skip("llmlab.gpt is not built yet")
+    import llmlab.gpt as G
+    reg = getattr(G, "LINEARS", None) or getattr(G, "LINEAR_REGISTRY", None)
+    if reg is None: pytest.skip("llmlab.gpt exposes no linear registry dict to inspect")
+    assert reg["bitlinear"] is B.BitLinear
+
+# ---------------------------------------------------------------- widget trace and bad input
+def test_trace_matches_quantisers():
+    g = torch.Generator().manual_seed(0)
+    w, x = torch.randn(8, 16, generator=g), torch.randn(4, 12, generator=g)
+    t = B.trace_bitnet(w, x, group_size=4)
+    q, s = B.quantize_weights_ternary(w, group_size=4)
+    assert t["modes"]["group"]["q"] == q.flatten().tolist() and t["modes"]["group"]["n_scales"] == 32
+    assert t["modes"]["tensor"]["zero_frac"] == round(float((B.quantize_weights_ternary(w)[0] == 0).float().mean()), 4)
+    assert t["x_q"] == B.quantize_activations_int8(x)[0].flatten().tolist()
+    assert sum(t["modes"]["tensor"]["hist"]) == w.numel()
+    with pytest.raises(ValueError, match="small"): B.trace_bitnet(torch.randn(100, 100), x)
+
+def test_quantiser_errors():
+    with pytest.raises(TypeError, match="floating"): B.quantize_weights_ternary(torch.ones(3, dtype=torch.int32))
+    with pytest.raises(ValueError, match="group_size"): B.quantize_weights_ternary(torch.randn(2, 6), group_size=4)
+    with pytest.raises(ValueError, match="eps"): B.quantize_weights_ternary(torch.randn(2, 6), eps=0)
+    with pytest.raises(TypeError, match="torch.Tensor"): B.quantize_activations_int8([1.0, 2.0])
+    with pytest.raises(ValueError, match="last dim"): B.quantize_activations_int8(torch.randn(3, 0))
