@@ -1,6 +1,6 @@
 """The notebooks are the source: `nbdev_export` must change nothing in llmlab/, notebooks must be committed clean
 (as `nbdev_clean` leaves them) and without error outputs, and README.md must be what nbs/index.ipynb renders to."""
-import json, shutil, subprocess, sys, pathlib, filecmp
+import json, re, shutil, subprocess, sys, pathlib, filecmp
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -50,6 +50,16 @@ def test_every_concept_follows_the_one_name_rule():
     for nb in NOTEBOOKS:
         if nb.stem == "index": continue
         slug = nb.stem.split("_", 1)[1]
+        module = slug
+        if slug.endswith("_kernels"):          # NNa_slug_kernels.ipynb: the concept's Triton kernels
+            slug = slug[: -len("_kernels")]; module = f"kernels.{slug}"
         src = nb.read_text()
-        assert f"default_exp {slug}" in src, f"{nb.name} must export llmlab/{slug}.py (#| default_exp {slug})"
+        assert f"default_exp {module}\"" in src, f"{nb.name} must export llmlab/{module.replace('.', '/')}.py (#| default_exp {module})"
         assert (ROOT / "tests" / f"test_{slug}.py").exists(), f"{nb.name} has no tests/test_{slug}.py"
+
+def test_each_notebook_exports_one_module():
+    "nbdev 2 appends to modules named by `#| export other.module`, so exporting twice would duplicate them."
+    for nb in NOTEBOOKS:
+        other = [l for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"
+                 for l in "".join(c["source"]).splitlines() if re.match(r"^#\|\s*export(s|i)?\s+\S", l)]
+        assert not other, f"{nb.name} exports to a second module ({other[0]!r}): give that module its own notebook"
