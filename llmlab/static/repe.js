@@ -8,7 +8,7 @@
 const SVGNS = "http://www.w3.org/2000/svg";
 const CSS = `
 .llm-repe { font: 12px/1.4 var(--jp-ui-font-family, system-ui, sans-serif); color: var(--jp-ui-font-color1, #222);
-  height: 520px; box-sizing: border-box; padding: 8px; border: 1px solid var(--jp-border-color2, #ccc);
+  height: 450px; box-sizing: border-box; padding: 8px; border: 1px solid var(--jp-border-color2, #ccc);
   border-radius: 6px; overflow: hidden; display: flex; flex-direction: column; gap: 6px; outline: none; }
 .llm-repe .llm-head { display: flex; gap: 12px; align-items: baseline; }
 .llm-repe .llm-title { font-weight: 600; }
