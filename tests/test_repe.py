@@ -216,3 +216,23 @@ def test_trace_matches_a_direct_steered_generation(model, world):
     heat = tr["prompts"][0]["base"]["heat"]
     assert len(heat) == 2 and len(heat[0]) == x.shape[1] + 4
     with pytest.raises(ValueError, match="non-empty"): trace_repe(model, tok, {}, [0.0], ["ada ford"])
+
+def test_widget_answers_ping_and_generate(model, world):
+    pytest.importorskip("anywidget")
+    from llmlab.repe import RepeWidget
+    w, tok = world
+    v = torch.randn(32)
+    tr = trace_repe(model, tok, {1: v}, [-1.0, 0.0, 1.0], ["ada ford ate the apple"], max_new_tokens=3, scales={1: 2.0})
+    assert tr["scales"] == [2.0]
+    got = []
+    wid = RepeWidget(tr, model, tok, {1: v})
+    assert wid.step == 1                                              # starts at alpha = 0
+    wid.send = got.append
+    wid._handle(wid, {"type": "ping"}, [])
+    wid._handle(wid, {"type": "generate", "layer": 1, "alpha": 1.0, "prompt": "ada ford ate the apple", "seed": 3}, [])
+    assert got[0] == {"type": "pong", "live": True}
+    assert got[1]["type"] == "generated" and "error" not in got[1] and got[1]["alpha"] == 2.0   # relative alpha x scale
+    static = RepeWidget(tr)                                           # no model: the view keeps 'generate' disabled
+    static.send = got.append
+    static._handle(static, {"type": "ping"}, [])
+    assert got[-1] == {"type": "pong", "live": False}
