@@ -4,13 +4,12 @@
 
 # %% ../nbs/41_repe.ipynb #repe-004
 from __future__ import annotations
-import contextlib, html, math
+import contextlib, math, random
 from typing import Callable, Sequence
-import numpy as np
 import torch
 import torch.nn.functional as F
 from .lab import HAS_WIDGETS, LabWidget, widget_esm, progress
-from .world import label_sentiment, TOPICS
+from .world import label_sentiment, detokenize, TOPICS
 
 # %% auto #0
 __all__ = ['READING_METHODS', 'hook_name', 'collect_activations', 'reading_vector', 'steer', 'pair_accuracy',
@@ -219,12 +218,10 @@ def evaluate_reading(model, train_pairs, test_pairs, tokenizer=None, hook_names=
 # %% ../nbs/41_repe.ipynb #repe-027
 def topic_pairs(world, n: int, pos_topic: str = "food", neg_topic: str = "travel", seed: int = 0) -> list[tuple[str, str]]:
     "`n` (pos_topic, neg_topic) story sentences with the same person and sentiment word, differing only in their verb and object."
-    from llmlab.world import detokenize
     for t in (pos_topic, neg_topic):
         if t not in TOPICS: raise ValueError(f"unknown topic {t!r}; topics are {list(TOPICS)}")
     if pos_topic == neg_topic: raise ValueError("pos_topic and neg_topic must differ")
     if not isinstance(n, int) or n < 0: raise ValueError(f"n must be an int >= 0, got {n!r}")
-    import random
     rng = random.Random(f"{world.seed}/{seed}/topic-pairs/{pos_topic}/{neg_topic}")
     out = []
     for _ in range(n):
