@@ -14,10 +14,11 @@ from .lab import seed_everything, get_device, progress, LivePlot, cache_dir
 
 # %% auto #0
 __all__ = ['ATTENTION', 'LINEAR', 'MLP', 'PLUGINS', 'register_attention', 'register_linear', 'register_mlp', 'HOOK_POINTS',
-           'PRESETS', 'GPTConfig', 'get_attention', 'get_linear', 'get_mlp', 'causal_mask', 'attention_ref',
-           'attention_sdpa', 'RMSNorm', 'rope_tables', 'apply_rope', 'dense_linear', 'SwiGLU', 'HookPoint', 'KVCache',
-           'Attention', 'Block', 'GPT', 'flops_per_token', 'sample_logits', 'generate', 'lr_schedule', 'get_batch',
-           'evaluate', 'train', 'save', 'load', 'train_preset', 'pretrained']
+           'PRESETS', 'WORLD_MIX', 'GPTConfig', 'get_attention', 'get_linear', 'get_mlp', 'causal_mask',
+           'attention_ref', 'attention_sdpa', 'RMSNorm', 'rope_tables', 'apply_rope', 'dense_linear', 'SwiGLU',
+           'HookPoint', 'KVCache', 'Attention', 'Block', 'GPT', 'flops_per_token', 'sample_logits', 'generate',
+           'lr_schedule', 'get_batch', 'evaluate', 'train', 'save', 'load', 'train_preset', 'pretrained', 'world_data',
+           'world_of', 'ngram_baselines', 'dataset_loss', 'task_accuracy', 'sentiment_consistency', 'world_eval']
 
 # %% ../nbs/03_gpt.ipynb #3ea47c6f
 @dataclass
@@ -432,8 +433,9 @@ def lr_schedule(step: int, steps: int, lr: float, warmup: int, min_frac: float =
     return lr * (min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 def get_batch(data, batch_size: int, ctx_len: int, generator: torch.Generator | None = None, device=None):
-    "A batch (x, y) of (batch_size, T) from `data`: 1-D token stream (random windows), 2-D rows, or a callable."
-    if callable(data): x, y = data(batch_size, generator)
+    "A batch (x, y) of (batch_size, T) from `data`: 1-D token stream (random windows), 2-D rows, an `LMData`, or a callable."
+    if hasattr(data, "batch") and callable(data.batch): x, y = data.batch(batch_size, generator)   # llmlab.world.LMData
+    elif callable(data): x, y = data(batch_size, generator)
     elif isinstance(data, torch.Tensor) and data.dim() == 1:
         if data.numel() < ctx_len + 2: raise ValueError(f"data has {data.numel()} tokens, need more than ctx_len+1={ctx_len + 1}")
         i = torch.randint(0, data.numel() - ctx_len - 1, (batch_size,), generator=generator)
@@ -525,11 +527,12 @@ def load(path: str | os.PathLike, device=None) -> GPT:
     return model.to(device or "cpu").eval()
 
 # %% ../nbs/03_gpt.ipynb #b89bfbe0
-PRESETS: dict[str, dict] = {}          # name -> {'config': dict, 'data': callable() -> (train, val), 'steps', 'lr', 'batch_size', ...}
+PRESETS: dict[str, dict] = {}   # name -> {'config', 'data': callable(**data_kwargs) -> (train, val), 'data_kwargs', 'steps', 'lr', 'batch_size', ...}
 
 def _preset_key(name: str, spec: dict) -> str:
     "Cache directory name: the preset name and a hash of everything that determines its weights."
-    blob = json.dumps({k: (f"{v.__module__}.{v.__qualname__}" if callable(v) else v) for k, v in spec.items()},
+    blob = json.dumps({k: (v.__qualname__ if callable(v) else v) for k, v in spec.items()},   # not __module__: a notebook
+                                                                                                # defines the same function in __main__
                       sort_keys=True, default=str)
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
@@ -557,11 +560,11 @@ def train_preset(name: str, bar: bool = True, plot: bool | None = False) -> tupl
     "Train preset `name` from scratch (deterministic); returns (model, history)."
     if name not in PRESETS: raise KeyError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
     spec = PRESETS[name]
-    train_data, val_data = spec["data"]()
+    train_data, val_data = spec["data"](**spec.get("data_kwargs", {}))
     seed = spec.get("seed", 0)
     seed_everything(seed)
     model = GPT(GPTConfig(**spec["config"]))
-    kw = {k: v for k, v in spec.items() if k not in ("config", "data", "seed", "steps", "lr", "batch_size")}
+    kw = {k: v for k, v in spec.items() if k not in ("config", "data", "data_kwargs", "seed", "steps", "lr", "batch_size")}
     hist = train(model, train_data, spec["steps"], spec["lr"], spec["batch_size"], val_data=val_data, seed=seed,
                  bar=bar, plot=plot, desc=f"pretrain {name}", **kw)
     return model, hist
@@ -582,3 +585,109 @@ def pretrained(name: str = "world-tiny", device=None, retrain: bool = False) -> 
         if final.exists(): shutil.rmtree(final)                 # retrain=True: replace the old checkpoint
         os.replace(tmp, final)                                  # atomic publish
     return load(final, device)
+
+# %% ../nbs/03_gpt.ipynb #ee83be84
+WORLD_MIX = {"story": 0.25, "facts": 0.4, "arith": 0.3, "rare": 0.05}
+
+def world_data(n_docs: int = 30000, val_docs: int = 500, ctx_len: int = 64, world_seed: int = 0, mix: dict | None = None,
+               arith_steps=(1, 1), arith_digits: int = 2, arith_ops=("+", "-"), error_rate: float = 0.0):
+    "Training and validation windows (`llmlab.world.LMData`, corpus seeds 0 and 1) of `World(world_seed)`."
+    from llmlab.world import World, Tokenizer, dataset
+    w = World(world_seed); tok = Tokenizer.from_world(w)
+    kw = dict(mix=mix or WORLD_MIX, arith_steps=tuple(arith_steps), arith_digits=arith_digits, arith_ops=tuple(arith_ops),
+              error_rate=error_rate)
+    return dataset(tok, w.corpus(n_docs, seed=0, **kw), ctx_len), dataset(tok, w.corpus(val_docs, seed=1, **kw), ctx_len)
+
+def world_of(model_or_name="world-tiny"):
+    "(World, Tokenizer) that a world preset (a name, or a model returned by `pretrained`) was trained on."
+    from llmlab.world import World, Tokenizer
+    name = model_or_name if isinstance(model_or_name, str) else getattr(model_or_name, "meta", {}).get("preset")
+    if name not in PRESETS or PRESETS[name].get("data") is not world_data:
+        raise KeyError(f"{model_or_name!r} is not a world preset; world presets: {[k for k, v in PRESETS.items() if v.get('data') is world_data]}")
+    w = World(PRESETS[name].get("data_kwargs", {}).get("world_seed", 0))
+    return w, Tokenizer.from_world(w)
+
+def _world_vocab(seed: int = 0) -> int:
+    from llmlab.world import World, Tokenizer
+    return Tokenizer.from_world(World(seed)).vocab_size
+
+PRESETS["world-tiny"] = dict(config=dict(vocab_size=_world_vocab(), ctx_len=64, n_layer=4, n_head=4, d_model=128),
+                             data=world_data, data_kwargs=dict(n_docs=30000), steps=1200, lr=3e-3, batch_size=32, seed=0)
+PRESETS["world-small"] = dict(config=dict(vocab_size=_world_vocab(), ctx_len=64, n_layer=4, n_head=8, n_kv_head=4, d_model=256),
+                              data=world_data, data_kwargs=dict(n_docs=60000), steps=2400, lr=2e-3, batch_size=32, seed=0)
+
+# %% ../nbs/03_gpt.ipynb #b1bbb33c
+def ngram_baselines(train, val, vocab_size: int, alpha: float = 0.1) -> dict:
+    "Validation cross-entropy (nats/token) of add-`alpha` unigram and bigram models counted on `train` (LMData: x, y)."
+    xs, ys = train.x.flatten().long(), train.y.flatten().long()
+    vx, vy = val.x.flatten().long(), val.y.flatten().long()
+    uni = torch.bincount(ys, minlength=vocab_size).double() + alpha
+    bi = torch.bincount(xs * vocab_size + ys, minlength=vocab_size ** 2).double().view(vocab_size, vocab_size) + alpha
+    lp_uni = (uni / uni.sum()).log()
+    lp_bi = (bi / bi.sum(1, keepdim=True)).log()
+    return {"unigram": -lp_uni[vy].mean().item(), "bigram": -lp_bi[vx, vy].mean().item()}
+
+@torch.no_grad()
+def dataset_loss(model: GPT, data, batch_size: int = 64) -> float:
+    "Mean next-token loss of `model` over every window of `data` (LMData or (x, y) tensors), in nats per token."
+    x, y = (data.x, data.y) if hasattr(data, "x") else data
+    was = model.training; model.eval()
+    dev = next(model.parameters()).device
+    tot, n = 0.0, 0
+    for i in range(0, x.shape[0], batch_size):
+        xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
+        logits, _ = model(xb)
+        tot += F.cross_entropy(logits.flatten(0, 1).float(), yb.flatten(), reduction="sum").item(); n += yb.numel()
+    model.train(was)
+    return tot / n
+
+@torch.no_grad()
+def task_accuracy(model: GPT, tok, tasks, max_new_tokens: int = 16, batch_size: int = 64) -> float:
+    "Exact-match accuracy of greedy completions of `tasks` (llmlab.world.Task), judged by `Task.check`; prompts of equal length run as a batch."
+    if not tasks: raise ValueError("tasks is empty")
+    dev = next(model.parameters()).device
+    by_len: dict[int, list] = {}
+    for t in tasks:
+        ids = tok.encode(t.prompt, bos=True); by_len.setdefault(len(ids), []).append((t, ids))
+    ok = 0
+    for group in by_len.values():
+        for i in range(0, len(group), batch_size):
+            chunk = group[i:i + batch_size]
+            idx = torch.tensor([ids for _, ids in chunk], device=dev)
+            out = model.generate(idx, max_new_tokens, temperature=0, stop=[tok.eos_id])[:, idx.shape[1]:].tolist()
+            for (t, _), row in zip(chunk, out):
+                row = row[:row.index(tok.eos_id) + 1] if tok.eos_id in row else row
+                ok += t.check(tok.decode(row, skip_special=True))
+    return ok / len(tasks)
+
+@torch.no_grad()
+def sentiment_consistency(model: GPT, tok, world, n_samples: int = 40, max_new_tokens: int = 48, seed: int = 0) -> dict:
+    "Sample text after each of `n_samples` people's names; share of sentences with sentiment words that are not 'mixed'."
+    from llmlab.world import label_sentiment
+    g = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
+    labels = []
+    for i in range(n_samples):
+        p = world.people[i % len(world.people)]
+        idx = torch.tensor([tok.encode(p["name"], bos=True)], device=dev)
+        out = model.generate(idx, max_new_tokens, temperature=1.0, stop=[tok.eos_id], generator=g)
+        text = tok.decode(out[0].tolist(), skip_special=True)
+        for s in text.split(" . ")[:-1]:                       # complete sentences only
+            lab = label_sentiment(s)
+            if lab != "neutral": labels.append(lab)
+    n = len(labels)
+    return {"sentences with sentiment": n, "consistent": (sum(l != "mixed" for l in labels) / n) if n else float("nan")}
+
+def world_eval(model: GPT, tok=None, world=None, n_arith: int = 200, n_stories: int = 40, seed: int = 0) -> dict:
+    "Ground-truth checks of a world model: fact recall (city, job, colour over every person), 2-digit addition, sentiment."
+    if tok is None or world is None: world, tok = world_of(model)
+    out = {}
+    for rel in ("city", "job", "colour"):
+        tasks = [t for t in world.fact_queries(20 * world.n_entities, relation=rel, seed=seed)]
+        seen, uniq = set(), []
+        for t in tasks:                                       # every person once
+            if t.meta["person"] not in seen: seen.add(t.meta["person"]); uniq.append(t)
+        out[f"fact recall: {rel}"] = task_accuracy(model, tok, uniq, 8)
+    out["2-digit addition"] = task_accuracy(model, tok, world.arithmetic_tasks(n_arith, steps=1, digits=2, ops=("+",), seed=seed + 1000), 24)
+    out["sentiment consistency"] = sentiment_consistency(model, tok, world, n_stories, seed=seed)["consistent"]
+    return out

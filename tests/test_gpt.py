@@ -268,3 +268,47 @@ def test_concurrent_pretrained_gives_one_checkpoint(tmp_path):
 
 def test_pretrained_unknown_name():
     with pytest.raises(KeyError, match="unknown preset 'nope'"): G.pretrained("nope")
+
+# ---------------------------------------------------------------- world presets and measurements
+def test_world_presets_match_their_world():
+    assert {"world-tiny", "world-small"} <= set(G.PRESETS)
+    for name in ("world-tiny", "world-small"):
+        w, tok = G.world_of(name)
+        assert G.PRESETS[name]["config"]["vocab_size"] == tok.vocab_size
+        G.GPTConfig(**G.PRESETS[name]["config"])                    # a valid config
+    assert G._preset_key("world-tiny", G.PRESETS["world-tiny"]) != G._preset_key("world-small", G.PRESETS["world-small"])
+    with pytest.raises(KeyError, match="not a world preset"): G.world_of("nope")
+
+class _Windows:
+    def __init__(self, x, y): self.x, self.y = torch.tensor(x), torch.tensor(y)
+
+def test_ngram_baselines_by_hand():
+    tr, va = _Windows([[0, 1, 0, 1]], [[1, 0, 1, 2]]), _Windows([[0, 1]], [[1, 2]])
+    b = G.ngram_baselines(tr, va, vocab_size=3, alpha=1.0)
+    # unigram counts of targets 1,0,1,2 -> (1+1, 2+1, 1+1)/7; bigram rows: 0->1 twice, 1->0 once, 1->2 once
+    uni = -(math.log(3 / 7) + math.log(2 / 7)) / 2
+    bi = -(math.log(3 / 5) + math.log(2 / 5)) / 2                  # P(1|0) = (2+1)/(2+3), P(2|1) = (1+1)/(2+3)
+    assert b["unigram"] == pytest.approx(uni) and b["bigram"] == pytest.approx(bi)
+
+def test_dataset_loss_is_the_mean_over_every_window():
+    m = model()
+    x, y = randidx(B=5, seed=3), randidx(B=5, seed=4)
+    with torch.no_grad(): ref = m(x, y)[1].item()
+    assert G.dataset_loss(m, (x, y), batch_size=2) == pytest.approx(ref, rel=1e-5)
+
+def test_task_accuracy_uses_the_exact_checker():
+    from llmlab.world import World, Tokenizer
+    w = World(0); tok = Tokenizer.from_world(w)
+    tasks = w.fact_queries(4, relation="city", seed=2)
+    class Oracle(torch.nn.Module):            # answers the first two tasks right, the others wrong
+        def __init__(self): super().__init__(); self.p = torch.nn.Parameter(torch.zeros(1)); self.calls = 0
+        def generate(self, idx, n, temperature=1.0, stop=None, **kw):
+            rows = []
+            for r in idx.tolist():
+                ans = tasks[self.calls].answer if self.calls < 2 else "nowhere"
+                self.calls += 1
+                rows.append(r + [tok.stoi.get(t, tok.unk_id) for t in f"{ans} .".split()] + [tok.eos_id])
+            width = max(map(len, rows))
+            return torch.tensor([r + [tok.eos_id] * (width - len(r)) for r in rows])
+    assert G.task_accuracy(Oracle(), tok, tasks) == 0.5
+    with pytest.raises(ValueError, match="empty"): G.task_accuracy(Oracle(), tok, [])
