@@ -55,7 +55,8 @@ sync: setup
 
 nbtest: setup
 	@echo "== make test: 2/3 nbdev_test over every notebook (skipping slow/gpu cells) =="
-	@$(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --timing || { \
+	@# one thread per notebook: two notebooks with two OpenMP threads each on two cores spin against each other (measured ~10x slower)
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --timing || { \
 	  echo "make test: step 2 (nbdev_test) failed: the notebook named above raised; open it with 'make lab'."; exit 1; }
 
 pytest: setup

@@ -57,8 +57,15 @@ def copy_static(pkgs: dict[str, pathlib.Path], out: pathlib.Path):
 def process_notebooks() -> pathlib.Path:
     "nbdev's docs processing of nbs/ into _proc/ (without its quarto install step)."
     from nbdev.serve import proc_nbs
+    import nbdev.processors as procs
+    # The notebooks are committed with their outputs (show_doc tables included), so nbdev's exec_show_docs step,
+    # which re-runs every cell that contains an import, is not needed; it would also re-run training cells that
+    # import something, and fail on cells that need names from cells it skips. Switch it off, in this process
+    # (n_workers=0: spawned workers would not see the patch).
+    procs.exec_show_docs.begin = lambda self: None
+    procs.exec_show_docs.end = lambda self: None
     os.chdir(ROOT)
-    return pathlib.Path(proc_nbs(force=True))
+    return pathlib.Path(proc_nbs(force=True, n_workers=0))
 
 def front_matter(nb) -> dict:
     "The title/description nbdev put in the first raw cell's YAML front matter."
