@@ -255,6 +255,7 @@ class GRPOTrainer:
                           "reward": float(ro["rewards"][i]), "advantage": float(adv[i])})
         return {"step": step, "prompt": self.probe_task.prompt, "group": group}
 
+    @torch.enable_grad()                  # trains even where a caller switched autograd off
     def train(self, steps: int, eval_fn: Callable | None = None, eval_every: int = 10) -> list[dict]:
         "Run `steps` GRPO steps with a progress bar (and a live plot in notebooks); returns the history of metrics."
         start = len(self.history)

@@ -198,6 +198,7 @@ class SAE(nn.Module):
         return self.decode(self.encode(a * s)) / s
 
 # %% ../nbs/40_sae.ipynb #2dd57b5b
+@torch.enable_grad()                  # trains even where a caller switched autograd off
 def train_sae(sae: SAE, activations, steps: int, lr: float = 1e-3, batch_size: int = 1024, aux_k: int | None = None,
               aux_coeff: float = 1 / 32, dead_after: int = 20_000, init_pre_bias: bool = True, decay_frac: float = 0.2,
               seed: int = 0, bar: bool = True, plot: bool | None = None, desc: str = "train SAE") -> dict:
