@@ -22,14 +22,13 @@ def parse():
 def main() -> int:
     args = parse()
     if args.batch < 1 or args.rep < 1: sys.exit("--batch and --rep must be >= 1")
-    import copy, torch
+    import torch
     from llmlab import gpt
     from llmlab.lab import benchmark, save_result, get_device
     dev = get_device(args.device)
     if dev.type == "cpu": torch.set_num_threads(args.threads)
     if args.preset not in gpt.PRESETS: sys.exit(f"unknown preset {args.preset!r}; presets: {sorted(gpt.PRESETS)}")
     cfg = gpt.PRESETS[args.preset]["config"]
-    torch.manual_seed(0)
     models = {}
     for att in ("sdpa", "naive"):
         torch.manual_seed(0)

@@ -611,9 +611,10 @@ def _world_vocab(seed: int = 0) -> int:
     from llmlab.world import World, Tokenizer
     return Tokenizer.from_world(World(seed)).vocab_size
 
-PRESETS["world-tiny"] = dict(config=dict(vocab_size=_world_vocab(), ctx_len=64, n_layer=4, n_head=4, d_model=128),
+_V = _world_vocab()
+PRESETS["world-tiny"] = dict(config=dict(vocab_size=_V, ctx_len=64, n_layer=4, n_head=4, d_model=128),
                              data=world_data, data_kwargs=dict(n_docs=30000), steps=1200, lr=3e-3, batch_size=32, seed=0)
-PRESETS["world-small"] = dict(config=dict(vocab_size=_world_vocab(), ctx_len=64, n_layer=4, n_head=8, n_kv_head=4, d_model=256),
+PRESETS["world-small"] = dict(config=dict(vocab_size=_V, ctx_len=64, n_layer=4, n_head=8, n_kv_head=4, d_model=256),
                               data=world_data, data_kwargs=dict(n_docs=60000), steps=2400, lr=2e-3, batch_size=32, seed=0)
 
 # %% ../nbs/03_gpt.ipynb #b1bbb33c
@@ -683,9 +684,8 @@ def world_eval(model: GPT, tok=None, world=None, n_arith: int = 200, n_stories: 
     if tok is None or world is None: world, tok = world_of(model)
     out = {}
     for rel in ("city", "job", "colour"):
-        tasks = [t for t in world.fact_queries(20 * world.n_entities, relation=rel, seed=seed)]
         seen, uniq = set(), []
-        for t in tasks:                                       # every person once
+        for t in world.fact_queries(20 * world.n_entities, relation=rel, seed=seed):   # every person once
             if t.meta["person"] not in seen: seen.add(t.meta["person"]); uniq.append(t)
         out[f"fact recall: {rel}"] = task_accuracy(model, tok, uniq, 8)
     out["2-digit addition"] = task_accuracy(model, tok, world.arithmetic_tasks(n_arith, steps=1, digits=2, ops=("+",), seed=seed + 1000), 24)
