@@ -54,9 +54,11 @@ sync: setup
 	  echo "make test: step 1 (sync) failed: run 'make export' and '.venv/bin/nbdev_clean', then 'make readme', and commit."; exit 1; }
 
 nbtest: setup
-	@echo "== make test: 2/3 nbdev_test over every notebook (skipping slow/gpu cells) =="
-	@# one thread per notebook: two notebooks with two OpenMP threads each on two cores spin against each other (measured ~10x slower)
-	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --timing || { \
+	@echo "== make test: 2/3 nbdev_test over every notebook, each in its own process (skipping slow/gpu cells) =="
+	@# A fresh process per notebook: nbdev_test's own workers run several notebooks in one process, so one notebook's
+	@# process-wide settings (default dtype, grad mode, the Triton interpreter switch) leaked into the next.
+	@# $(NBDEV_WORKERS) at a time with one OpenMP thread each: two 2-thread notebooks on 2 cores spin against each other.
+	@ls nbs/[!_.]*.ipynb | OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} xargs -P $(NBDEV_WORKERS) -I{} $(BIN)/nbdev_test --path {} --timing || { \
 	  echo "make test: step 2 (nbdev_test) failed: the notebook named above raised; open it with 'make lab'."; exit 1; }
 
 pytest: setup
