@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, sys, math, json, time, copy, hashlib, importlib, contextlib, pathlib, shutil, tempfile
 from dataclasses import dataclass, field, asdict
+from functools import partial
 from typing import Callable
 import torch
 import torch.nn as nn
@@ -17,8 +18,9 @@ __all__ = ['ATTENTION', 'LINEAR', 'MLP', 'PLUGINS', 'register_attention', 'regis
            'PRESETS', 'WORLD_MIX', 'GPTConfig', 'get_attention', 'get_linear', 'get_mlp', 'causal_mask',
            'attention_ref', 'attention_sdpa', 'RMSNorm', 'rope_tables', 'apply_rope', 'dense_linear', 'SwiGLU',
            'HookPoint', 'KVCache', 'Attention', 'Block', 'GPT', 'flops_per_token', 'sample_logits', 'generate',
-           'lr_schedule', 'get_batch', 'evaluate', 'train', 'save', 'load', 'train_preset', 'pretrained', 'world_data',
-           'world_of', 'ngram_baselines', 'dataset_loss', 'task_accuracy', 'sentiment_consistency', 'world_eval']
+           'complete', 'lr_schedule', 'get_batch', 'evaluate', 'train', 'save', 'load', 'train_preset', 'pretrained',
+           'world_data', 'world_of', 'ngram_baselines', 'dataset_loss', 'task_accuracy', 'sentiment_consistency',
+           'world_eval']
 
 # %% ../nbs/03_gpt.ipynb #3ea47c6f
 @dataclass
@@ -394,15 +396,23 @@ def sample_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
         drop = probs.cumsum(-1) - probs >= top_p                 # mass before this token already reaches p
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+    probs = logits.softmax(-1)
+    if generator is not None and generator.device != probs.device:     # a CPU generator driving GPU logits
+        return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
-def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+def _logits_of(out): return out[0] if isinstance(out, (tuple, list)) else out   # GPT: (logits, loss); others: logits
+
+def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, stop=None, use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
-    "idx (B, T) -> (B, T + n) with n <= max_new_tokens sampled tokens; rows that emitted a `stop` id are padded with it."
+    """idx (B, T) -> (B, T + n) with n <= max_new_tokens sampled tokens; rows that emitted a `stop` id are padded with it.
+    `model` is a `GPT` (decoded with its KV cache) or any module mapping idx to logits (re-run on its window each step)."""
     if idx.dim() == 1: idx = idx[None]
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0: raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    stops = None if stop is None else torch.tensor([stop] if isinstance(stop, int) else list(stop), device=idx.device)
-    ctx = model.config.ctx_len
+    stops = None if stop is None or (not isinstance(stop, int) and len(stop) == 0) else \
+        torch.tensor([stop] if isinstance(stop, int) else list(stop), device=idx.device)
+    ctx = getattr(getattr(model, "config", None), "ctx_len", None) or idx.shape[1] + max_new_tokens
+    use_cache = use_cache and isinstance(model, GPT)
     was_training = model.training; model.eval()
     done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     cache, fed = None, 0                        # fed: tokens of idx already in the cache
@@ -413,7 +423,7 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: fl
             else:
                 window = idx[:, -ctx:]
                 cache = KVCache(model.config.n_layer) if use_cache else None
-                logits, _ = model(window, cache=cache)                              # (re)fill from the window
+                logits = _logits_of(model(window, cache=cache) if use_cache else model(window))   # (re)fill from the window
             fed = idx.shape[1]
             nxt = sample_logits(logits[:, -1], temperature, top_k, top_p, generator)
             if stops is not None:
@@ -424,6 +434,31 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: fl
     finally:
         model.train(was_training)
     return idx
+
+@torch.no_grad()
+def complete(model, prompts, max_new_tokens: int, temperature: float = 0.0, stop=(), batch_size: int = 64,
+             generator: torch.Generator | None = None, **kw) -> list[list[int]]:
+    """The ids generated after each prompt (lists of token ids), each cut after its first `stop` id. Prompts of equal
+    length run as one batch of at most `batch_size`, so no padding ever enters a prompt. A model with a `generate` method
+    (a `GPT`) decodes with it; any other module is run by `generate` above. `kw` goes to the generate call."""
+    prompts = [list(p) for p in prompts]
+    if not prompts: raise ValueError("prompts is empty")
+    if min(map(len, prompts)) < 1: raise ValueError("every prompt needs at least one token (e.g. BOS)")
+    stops = set([stop] if isinstance(stop, int) else stop or ())
+    dev = next(model.parameters()).device
+    by_len: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts): by_len.setdefault(len(p), []).append(i)
+    out: list = [None] * len(prompts)
+    for L, rows in by_len.items():
+        for j in range(0, len(rows), batch_size):
+            chunk = rows[j:j + batch_size]
+            idx = torch.tensor([prompts[i] for i in chunk], dtype=torch.long, device=dev)
+            gen = (model.generate if hasattr(model, "generate") else partial(generate, model))(     # a GPT, or any logits model
+                idx, max_new_tokens, temperature=temperature, stop=sorted(stops) or None, generator=generator, **kw)
+            for i, row in zip(chunk, gen[:, L:].tolist()):
+                cut = next((k for k, t in enumerate(row) if t in stops), None)
+                out[i] = row if cut is None else row[:cut + 1]
+    return out
 
 # %% ../nbs/03_gpt.ipynb #5efe12f2
 def lr_schedule(step: int, steps: int, lr: float, warmup: int, min_frac: float = 0.1) -> float:
@@ -614,8 +649,8 @@ def _world_vocab(seed: int = 0) -> int:
 _V = _world_vocab()
 PRESETS["world-tiny"] = dict(config=dict(vocab_size=_V, ctx_len=64, n_layer=4, n_head=4, d_model=128),
                              data=world_data, data_kwargs=dict(n_docs=30000), steps=1200, lr=3e-3, batch_size=32, seed=0)
-PRESETS["world-small"] = dict(config=dict(vocab_size=_V, ctx_len=64, n_layer=4, n_head=8, n_kv_head=4, d_model=256),
-                              data=world_data, data_kwargs=dict(n_docs=60000), steps=2400, lr=2e-3, batch_size=32, seed=0)
+PRESETS["world-small"] = dict(config=dict(vocab_size=_V, ctx_len=64, n_layer=8, n_head=4, d_model=128),   # deeper, not wider
+                              data=world_data, data_kwargs=dict(n_docs=60000), steps=3000, lr=3e-3, batch_size=32, seed=0)
 
 # %% ../nbs/03_gpt.ipynb #b1bbb33c
 def ngram_baselines(train, val, vocab_size: int, alpha: float = 0.1) -> dict:
@@ -642,24 +677,11 @@ def dataset_loss(model: GPT, data, batch_size: int = 64) -> float:
     model.train(was)
     return tot / n
 
-@torch.no_grad()
 def task_accuracy(model: GPT, tok, tasks, max_new_tokens: int = 16, batch_size: int = 64) -> float:
     "Exact-match accuracy of greedy completions of `tasks` (llmlab.world.Task), judged by `Task.check`; prompts of equal length run as a batch."
     if not tasks: raise ValueError("tasks is empty")
-    dev = next(model.parameters()).device
-    by_len: dict[int, list] = {}
-    for t in tasks:
-        ids = tok.encode(t.prompt, bos=True); by_len.setdefault(len(ids), []).append((t, ids))
-    ok = 0
-    for group in by_len.values():
-        for i in range(0, len(group), batch_size):
-            chunk = group[i:i + batch_size]
-            idx = torch.tensor([ids for _, ids in chunk], device=dev)
-            out = model.generate(idx, max_new_tokens, temperature=0, stop=[tok.eos_id])[:, idx.shape[1]:].tolist()
-            for (t, _), row in zip(chunk, out):
-                row = row[:row.index(tok.eos_id) + 1] if tok.eos_id in row else row
-                ok += t.check(tok.decode(row, skip_special=True))
-    return ok / len(tasks)
+    outs = complete(model, [tok.encode(t.prompt, bos=True) for t in tasks], max_new_tokens, stop=[tok.eos_id], batch_size=batch_size)
+    return sum(bool(t.check(tok.decode(o, skip_special=True))) for t, o in zip(tasks, outs)) / len(tasks)
 
 @torch.no_grad()
 def sentiment_consistency(model: GPT, tok, world, n_samples: int = 40, max_new_tokens: int = 48, seed: int = 0) -> dict:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .lab import seed_everything, progress, LivePlot, LabWidget, HAS_WIDGETS, widget_esm
+from .gpt import complete
 
 # %% auto #0
 __all__ = ['group_advantages', 'sequence_logprobs', 'grpo_loss', 'sample_completions', 'greedy_accuracy', 'GRPOTrainer',
@@ -106,60 +107,31 @@ def grpo_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tens
     return loss, metrics
 
 # %% ../nbs/31_grpo.ipynb #2ac88e78
+def _pad_rows(rows: list[list[int]], pad_id: int = 0, device=None):
+    "Completions (N, C) right-padded with `pad_id`, and mask (N, C): 1 on generated tokens (up to and including a stop)."
+    C = max(1, max(map(len, rows)))
+    comp = torch.full((len(rows), C), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), C, dtype=torch.long)
+    for i, r in enumerate(rows):
+        comp[i, :len(r)] = torch.tensor(r, dtype=torch.long); mask[i, :len(r)] = 1
+    return comp.to(device), mask.to(device)
+
 @torch.no_grad()
 def sample_completions(model, prompt: Sequence[int], n: int, max_new_tokens: int, temperature: float = 1.0,
                        stop_ids: Sequence[int] = (), generator: torch.Generator | None = None, pad_id: int = 0):
     "Sample `n` completions of one prompt: (completions (n, C), mask (n, C) with 1 up to and including a stop token)."
     if n < 1 or max_new_tokens < 1: raise ValueError(f"n and max_new_tokens must be >= 1, got {n}, {max_new_tokens}")
-    dev = next(model.parameters()).device
-    ctx = getattr(getattr(model, "config", None), "ctx_len", None)
-    idx = torch.tensor(list(prompt), dtype=torch.long, device=dev).repeat(n, 1)      # (n, P)
-    stops = torch.tensor(list(stop_ids), dtype=torch.long, device=dev)
-    done = torch.zeros(n, dtype=torch.bool, device=dev)
-    outs, live = [], []
-    for _ in range(max_new_tokens):
-        logits = _logits(model, idx if ctx is None else idx[:, -ctx:])[:, -1].float()  # (n, V)
-        if temperature == 0:
-            nxt = logits.argmax(-1)
-        else:
-            probs = torch.softmax(logits / temperature, dim=-1)
-            nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(dev)
-        live.append(~done)
-        nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
-        outs.append(nxt)
-        idx = torch.cat([idx, nxt[:, None]], dim=1)
-        if stops.numel(): done = done | torch.isin(nxt, stops)
-        if bool(done.all()): break
-    return torch.stack(outs, 1), torch.stack(live, 1).long()
-
-def _first_stop(ids: list[int], stop_ids) -> list[int]:
-    for i, t in enumerate(ids):
-        if t in stop_ids: return ids[:i + 1]
-    return ids
+    rows = complete(model, [list(prompt)] * n, max_new_tokens, temperature, tuple(stop_ids), batch_size=n, generator=generator)
+    return _pad_rows(rows, pad_id, next(model.parameters()).device)
 
 @torch.no_grad()
 def greedy_accuracy(model, tasks, encode: Callable, decode: Callable, max_new_tokens: int, stop_ids=(),
                     batch_size: int = 64) -> float:
-    "Exact-match accuracy of greedy completions on `tasks` (each with `.prompt` and `.check(text)`)."
+    "Exact-match accuracy of greedy completions on `tasks` (each with `.prompt` and `.check(text)`), batched by `complete`."
     if len(tasks) == 0: raise ValueError("tasks is empty")
-    was = model.training; model.eval()
-    by_len: dict[int, list] = {}
-    for t in tasks: by_len.setdefault(len(encode(t.prompt)), []).append(t)   # same-length prompts batch exactly
-    correct = 0
-    for group in by_len.values():
-        for i in range(0, len(group), batch_size):
-            chunk = group[i:i + batch_size]
-            dev = next(model.parameters()).device
-            idx = torch.tensor([encode(t.prompt) for t in chunk], dtype=torch.long, device=dev)
-            ctx = getattr(getattr(model, "config", None), "ctx_len", None)
-            outs = []
-            for _ in range(max_new_tokens):
-                nxt = _logits(model, idx if ctx is None else idx[:, -ctx:])[:, -1].argmax(-1)
-                outs.append(nxt); idx = torch.cat([idx, nxt[:, None]], 1)
-            comp = torch.stack(outs, 1).tolist()
-            correct += sum(bool(t.check(decode(_first_stop(c, set(stop_ids))))) for t, c in zip(chunk, comp))
-    model.train(was)
-    return correct / len(tasks)
+    outs = complete(model, [encode(t.prompt) for t in tasks], max_new_tokens, 0.0, tuple(stop_ids), batch_size=batch_size)
+    return sum(bool(t.check(decode(o))) for t, o in zip(tasks, outs)) / len(tasks)
+
 
 # %% ../nbs/31_grpo.ipynb #cceaf949
 class GRPOTrainer:
@@ -196,22 +168,16 @@ class GRPOTrainer:
 
     @torch.no_grad()
     def rollout(self, tasks) -> dict:
-        "Sample a group for each task and score it: prompts, completions, mask, texts, rewards."
-        self.model.eval()
-        prompts, comps, masks, texts, rewards, owners = [], [], [], [], [], []
-        for ti, task in enumerate(tasks):
-            p = self.encode(task.prompt)
-            c, m = sample_completions(self.model, p, self.G, self.max_new_tokens, self.temperature, self.stop_ids, self.gen)
-            for i in range(self.G):
-                ids = c[i][m[i].bool()].tolist()
-                text = self._text(ids)
-                prompts.append(torch.tensor(p)); comps.append(c[i]); masks.append(m[i]); texts.append(text)
-                rewards.append(float(self.reward_fn(task, text))); owners.append(ti)
-        C = max(x.numel() for x in comps)
-        pad = lambda x: F.pad(x, (0, C - x.numel()))
+        "Sample a group for each task (all groups as one batch) and score it: prompts, completions, mask, texts, rewards."
+        ps = [self.encode(t.prompt) for t in tasks]
+        rows = complete(self.model, [p for p in ps for _ in range(self.G)], self.max_new_tokens, self.temperature,
+                        self.stop_ids, batch_size=len(ps) * self.G, generator=self.gen)
+        comps, masks = _pad_rows(rows, 0, next(self.model.parameters()).device)
+        texts = [self._text(r) for r in rows]
+        owners = [ti for ti in range(len(tasks)) for _ in range(self.G)]
+        rewards = [float(self.reward_fn(tasks[ti], text)) for ti, text in zip(owners, texts)]
         self.model.train()
-        return {"prompts": prompts, "completions": torch.stack([pad(x) for x in comps]),
-                "mask": torch.stack([pad(x) for x in masks]), "texts": texts,
+        return {"prompts": [torch.tensor(ps[ti]) for ti in owners], "completions": comps, "mask": masks, "texts": texts,
                 "rewards": torch.tensor(rewards), "owners": owners, "tasks": list(tasks)}
 
     def step(self) -> dict:

@@ -93,6 +93,24 @@ def test_sampling_with_cache_equals_uncached_and_is_seeded():
     assert torch.equal(run(True, 5), run(False, 5))
     assert not torch.equal(run(True, 5), run(True, 6))
 
+def test_complete_batches_cuts_at_stop_and_runs_any_logits_model():
+    m = model(dtype=torch.float64)
+    prompts = [randidx(1, L, seed=L)[0].tolist() for L in (3, 5, 3, 4, 5)]       # three lengths, two repeated
+    full = [m.generate(torch.tensor([p]), 8, temperature=0)[0, len(p):].tolist() for p in prompts]
+    stop = sorted({f[2] for f in full})                     # the third generated token of every row is a stop
+    got = G.complete(m, prompts, 8, stop=stop, batch_size=2)
+    for f, c in zip(full, got):
+        cut = next(k for k, t in enumerate(f) if t in stop)
+        assert c == f[:cut + 1] and len(c) <= 3
+    class LogitsOnly(torch.nn.Module):                    # no generate(), no KV cache, returns logits only
+        def __init__(self, gpt): super().__init__(); self.gpt = gpt
+        def forward(self, idx): return self.gpt(idx)[0]
+    assert G.complete(LogitsOnly(m), prompts, 8) == full
+    g = lambda: torch.Generator().manual_seed(3)
+    assert G.complete(LogitsOnly(m), prompts, 8, 1.0, generator=g()) == G.complete(m, prompts, 8, 1.0, generator=g())
+    with pytest.raises(ValueError, match="empty"): G.complete(m, [], 4)
+    with pytest.raises(ValueError, match="at least one token"): G.complete(m, [[]], 4)
+
 def test_sample_filters():
     logits = torch.tensor([[3.0, 2.0, 1.0, -1.0, -5.0]])
     g = torch.Generator().manual_seed(0)
