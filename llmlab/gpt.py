@@ -437,10 +437,11 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
 
 @torch.no_grad()
 def complete(model, prompts, max_new_tokens: int, temperature: float = 0.0, stop=(), batch_size: int = 64,
-             generator: torch.Generator | None = None, **kw) -> list[list[int]]:
+             generator: torch.Generator | None = None, context: Callable | None = None, **kw) -> list[list[int]]:
     """The ids generated after each prompt (lists of token ids), each cut after its first `stop` id. Prompts of equal
     length run as one batch of at most `batch_size`, so no padding ever enters a prompt. A model with a `generate` method
-    (a `GPT`) decodes with it; any other module is run by `generate` above. `kw` goes to the generate call."""
+    (a `GPT`) decodes with it; any other module is run by `generate` above. `context(prompt_len)`, if given, is entered
+    around each batch (e.g. a hook that must know where the prompt ends). `kw` goes to the generate call."""
     prompts = [list(p) for p in prompts]
     if not prompts: raise ValueError("prompts is empty")
     if min(map(len, prompts)) < 1: raise ValueError("every prompt needs at least one token (e.g. BOS)")
@@ -453,8 +454,9 @@ def complete(model, prompts, max_new_tokens: int, temperature: float = 0.0, stop
         for j in range(0, len(rows), batch_size):
             chunk = rows[j:j + batch_size]
             idx = torch.tensor([prompts[i] for i in chunk], dtype=torch.long, device=dev)
-            gen = (model.generate if hasattr(model, "generate") else partial(generate, model))(     # a GPT, or any logits model
-                idx, max_new_tokens, temperature=temperature, stop=sorted(stops) or None, generator=generator, **kw)
+            with (context(L) if context is not None else contextlib.nullcontext()):
+                gen = (model.generate if hasattr(model, "generate") else partial(generate, model))(   # a GPT, or any logits model
+                    idx, max_new_tokens, temperature=temperature, stop=sorted(stops) or None, generator=generator, **kw)
             for i, row in zip(chunk, gen[:, L:].tolist()):
                 cut = next((k for k, t in enumerate(row) if t in stops), None)
                 out[i] = row if cut is None else row[:cut + 1]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .lab import seed_everything, progress, LivePlot, LabWidget, HAS_WIDGETS, widget_esm
-from .gpt import complete
+from .gpt import complete, _logits_of   # _logits_of: a GPT returns (logits, loss), other models logits
 
 # %% auto #0
 __all__ = ['group_advantages', 'sequence_logprobs', 'grpo_loss', 'sample_completions', 'greedy_accuracy', 'GRPOTrainer',
@@ -38,10 +38,6 @@ def group_advantages(rewards, group_size: int, scale: str = "group", eps: float 
     return torch.where(flat, torch.zeros_like(adv), adv).view(-1)
 
 # %% ../nbs/31_grpo.ipynb #3b956b02
-def _logits(model, idx):
-    out = model(idx)
-    return out[0] if isinstance(out, (tuple, list)) else out
-
 def sequence_logprobs(model, prompts, completions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     "Per-token log-probabilities (N, C) of `completions` after `prompts` under `model`; 0 where `mask` is 0."
     if completions.dim() != 2 or mask.shape != completions.shape:
@@ -61,7 +57,7 @@ def sequence_logprobs(model, prompts, completions: torch.Tensor, mask: torch.Ten
     for i, p in enumerate(prompts):
         idx[i, :lens[i]] = p.to(completions.device)
         idx[i, lens[i]:lens[i] + C] = completions[i]
-    logp_all = F.log_softmax(_logits(model, idx[:, :-1]).float(), dim=-1)      # (N, T-1, V): predicts idx[:, 1:]
+    logp_all = F.log_softmax(_logits_of(model(idx[:, :-1])).float(), dim=-1)      # (N, T-1, V): predicts idx[:, 1:]
     start = torch.tensor(lens, device=completions.device) - 1                   # position predicting completion[0]
     pos = start[:, None] + torch.arange(C, device=completions.device)[None]     # (N, C)
     logp = logp_all.gather(1, pos[..., None].expand(N, C, logp_all.shape[-1])).gather(2, completions[..., None]).squeeze(-1)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from .lab import HAS_WIDGETS, LabWidget, widget_esm, progress
 from .world import label_sentiment, detokenize, TOPICS
+from .gpt import complete
 
 # %% auto #0
 __all__ = ['READING_METHODS', 'hook_name', 'collect_activations', 'reading_vector', 'steer', 'pair_accuracy',
@@ -256,16 +257,10 @@ def steered_completions(model, prompts, tokenizer, vector=None, layer=0, alpha: 
                         generator: torch.Generator | None = None) -> list[str]:
     "Completions (text after each prompt) generated with the steer on (vector=None: the unsteered model); prompts of equal length are batched."
     ids = _encode_all(prompts, tokenizer)
-    out = [None] * len(ids)
-    groups = {}
-    for i, x in enumerate(ids): groups.setdefault(len(x), []).append(i)
-    dev = next(model.parameters()).device
-    for L, rows in groups.items():
-        x = torch.tensor([ids[i] for i in rows], device=dev)
-        ctx = steer(model, vector, layer, alpha, positions, mode) if vector is not None else contextlib.nullcontext()
-        with ctx: y = model.generate(x, max_new_tokens, temperature=temperature, generator=generator)
-        for r, i in enumerate(rows): out[i] = tokenizer.decode(y[r, L:].tolist(), skip_special=True)
-    return out
+    if not ids: return []
+    ctx = (lambda L: steer(model, vector, layer, alpha, positions, mode)) if vector is not None else None   # one steer per batch:
+    rows = complete(model, ids, max_new_tokens, temperature, batch_size=len(ids), generator=generator, context=ctx)  # it reads the prompt length
+    return [tokenizer.decode(r, skip_special=True) for r in rows]
 
 def _kl_and_loss(model, vector, layer, alpha, mode, neutral, heldout):
     "Mean KL(unsteered || steered) per token on `neutral` ids, and mean LM loss on heldout (x, y) with the steer on."

@@ -1,7 +1,7 @@
 """The shared GPT: shapes and init loss, causality, attention implementations against the reference, KV-cache
 generation == uncached, sampling filters, hooks read/replace exactly (and are removed on errors), plug-in registries,
 training determinism, save/load bit-exact, concurrent pretrained() from two processes, errors for bad input."""
-import math, os, subprocess, sys, textwrap, pathlib
+import contextlib, math, os, subprocess, sys, textwrap, pathlib
 import pytest, torch
 from llmlab import gpt as G
 
@@ -108,6 +108,9 @@ def test_complete_batches_cuts_at_stop_and_runs_any_logits_model():
     assert G.complete(LogitsOnly(m), prompts, 8) == full
     g = lambda: torch.Generator().manual_seed(3)
     assert G.complete(LogitsOnly(m), prompts, 8, 1.0, generator=g()) == G.complete(m, prompts, 8, 1.0, generator=g())
+    seen = []                                             # context(prompt_len) is entered once around each batch
+    G.complete(m, prompts, 2, batch_size=2, context=lambda L: seen.append(L) or contextlib.nullcontext())
+    assert seen == [3, 5, 4]                              # lengths in first-seen order; no batch needed splitting
     with pytest.raises(ValueError, match="empty"): G.complete(m, [], 4)
     with pytest.raises(ValueError, match="at least one token"): G.complete(m, [[]], 4)
 
