@@ -192,12 +192,20 @@ class World:
         for op, b in operands: toks.append(op); tags.append("OPERATOR"); num(b)
         toks.append(":"); tags.append("PUNCT")
         steps, cur, true = [], a, a
+        def _stays_nonneg(v, rest):                                # does the chain from v stay >= 0 through `rest`?
+            for op, b in rest:
+                v = OPS[op](v, b)
+                if v < 0: return False
+            return True
         for i, (op, b) in enumerate(operands):
             c = OPS[op](cur, b); true = OPS[op](true, b)
             written = c
             if rng.random() < error_rate:                          # a wrong step: off by 1 to 3, never negative
-                written = max(0, c + rng.choice([-1, 1]) * rng.randint(1, 3))
+                sign, k = rng.choice([-1, 1]), rng.randint(1, 3)
+                written = max(0, c + sign * k)
                 if written == c: written = c + 1
+                if not _stays_nonneg(written, operands[i + 1:]): written = c + k   # err upwards: the carried-on chain
+                                                                                   # can then never go below the true one
             num(cur); toks.append(op); tags.append("OPERATOR"); num(b); toks.append("="); tags.append("OPERATOR"); num(written)
             toks.append(";" if i < len(operands) - 1 else "."); tags.append("PUNCT")
             steps.append({"a": cur, "op": op, "b": b, "c": written, "correct": written == c})

@@ -129,3 +129,15 @@ def test_dataset_windows_and_labels():
 ])
 def test_errors_name_the_argument(call, msg):
     with pytest.raises(ValueError, match=msg): call()
+
+def test_wrong_steps_carried_on_never_go_negative():
+    # regression (found by hypothesis): a step written too low, carried into a later subtraction, gave
+    # "calc 86 - 25 - 60 : 86 - 25 = 58 ; 58 - 60 = - 2 . answer - 2 ." (seed 252, error_rate 0.5)
+    bad = next(d for d in WORLD.corpus(20, seed=252, error_rate=0.5) if d.text.startswith("calc 86 - 25 - 60"))
+    assert [s["c"] for s in bad.steps] == [64, 4] and bad.answer == 4 and bad.true_answer == 1   # now errs upwards (61 + 3)
+    for seed in range(20):
+        for d in WORLD.corpus(100, seed=seed, mix={"arith": 1}, error_rate=0.6, arith_steps=(2, 3), arith_digits=1):
+            assert all(s["c"] >= 0 and s["a"] >= 0 for s in d.steps) and d.answer >= 0, d.text
+            assert d.steps[-1]["c"] == d.answer
+            assert all(s["correct"] == (s["c"] == {"+": s["a"] + s["b"], "-": s["a"] - s["b"], "*": s["a"] * s["b"]}[s["op"]])
+                       for s in d.steps)
