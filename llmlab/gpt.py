@@ -704,7 +704,7 @@ def sentiment_consistency(model: GPT, tok, world, n_samples: int = 40, max_new_t
     return {"sentences with sentiment": n, "consistent": (sum(l != "mixed" for l in labels) / n) if n else float("nan")}
 
 def world_eval(model: GPT, tok=None, world=None, n_arith: int = 200, n_stories: int = 40, seed: int = 0) -> dict:
-    "Ground-truth checks of a world model: fact recall (city, job, colour over every person), 2-digit addition, sentiment."
+    "Ground-truth checks of a world model: fact recall (city, job, colour over every person), 2-digit addition and subtraction, sentiment."
     if tok is None or world is None: world, tok = world_of(model)
     out = {}
     for rel in ("city", "job", "colour"):
@@ -713,5 +713,6 @@ def world_eval(model: GPT, tok=None, world=None, n_arith: int = 200, n_stories: 
             if t.meta["person"] not in seen: seen.add(t.meta["person"]); uniq.append(t)
         out[f"fact recall: {rel}"] = task_accuracy(model, tok, uniq, 8)
     out["2-digit addition"] = task_accuracy(model, tok, world.arithmetic_tasks(n_arith, steps=1, digits=2, ops=("+",), seed=seed + 1000), 24)
+    out["2-digit subtraction"] = task_accuracy(model, tok, world.arithmetic_tasks(n_arith, steps=1, digits=2, ops=("-",), seed=seed + 2000), 24)
     out["sentiment consistency"] = sentiment_consistency(model, tok, world, n_stories, seed=seed)["consistent"]
     return out
