@@ -258,8 +258,9 @@ def steered_completions(model, prompts, tokenizer, vector=None, layer=0, alpha: 
     "Completions (text after each prompt) generated with the steer on (vector=None: the unsteered model); prompts of equal length are batched."
     ids = _encode_all(prompts, tokenizer)
     if not ids: return []
-    ctx = (lambda L: steer(model, vector, layer, alpha, positions, mode)) if vector is not None else None   # one steer per batch:
-    rows = complete(model, ids, max_new_tokens, temperature, batch_size=len(ids), generator=generator, context=ctx)  # it reads the prompt length
+    # steer() takes the prompt length from the first forward call it sees, so every batch gets a fresh one
+    ctx = (lambda L: steer(model, vector, layer, alpha, positions, mode)) if vector is not None else None
+    rows = complete(model, ids, max_new_tokens, temperature, batch_size=len(ids), generator=generator, context=ctx)
     return [tokenizer.decode(r, skip_special=True) for r in rows]
 
 def _kl_and_loss(model, vector, layer, alpha, mode, neutral, heldout):
