@@ -462,6 +462,13 @@ def complete(model, prompts, max_new_tokens: int, temperature: float = 0.0, stop
                 out[i] = row if cut is None else row[:cut + 1]
     return out
 
+def _pad_ids(ids: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    "Right-pad token-id lists into (B, T) and return their lengths (B,); a causal model is unaffected by what follows a token."
+    lens = torch.tensor([len(x) for x in ids])
+    out = torch.full((len(ids), max(1, int(lens.max()))), pad, dtype=torch.long)
+    for i, x in enumerate(ids): out[i, :len(x)] = torch.tensor(x, dtype=torch.long)
+    return out, lens
+
 # %% ../nbs/03_gpt.ipynb #5efe12f2
 def lr_schedule(step: int, steps: int, lr: float, warmup: int, min_frac: float = 0.1) -> float:
     "Linear warmup for `warmup` steps, then cosine decay from `lr` to `min_frac * lr` at `steps`."

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .lab import seed_everything, progress, LivePlot, LabWidget, HAS_WIDGETS, widget_esm
-from .gpt import complete, _logits_of   # _logits_of: a GPT returns (logits, loss), other models logits
+from .gpt import complete, _logits_of, _pad_ids   # _logits_of: a GPT returns (logits, loss), other models logits
 
 # %% auto #0
 __all__ = ['group_advantages', 'sequence_logprobs', 'grpo_loss', 'sample_completions', 'greedy_accuracy', 'GRPOTrainer',
@@ -105,11 +105,8 @@ def grpo_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tens
 # %% ../nbs/31_grpo.ipynb #2ac88e78
 def _pad_rows(rows: list[list[int]], pad_id: int = 0, device=None):
     "Completions (N, C) right-padded with `pad_id`, and mask (N, C): 1 on generated tokens (up to and including a stop)."
-    C = max(1, max(map(len, rows)))
-    comp = torch.full((len(rows), C), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), C, dtype=torch.long)
-    for i, r in enumerate(rows):
-        comp[i, :len(r)] = torch.tensor(r, dtype=torch.long); mask[i, :len(r)] = 1
+    comp, lens = _pad_ids(rows, pad_id)
+    mask = (torch.arange(comp.shape[1])[None] < lens[:, None]).long()
     return comp.to(device), mask.to(device)
 
 @torch.no_grad()
@@ -127,7 +124,6 @@ def greedy_accuracy(model, tasks, encode: Callable, decode: Callable, max_new_to
     if len(tasks) == 0: raise ValueError("tasks is empty")
     outs = complete(model, [encode(t.prompt) for t in tasks], max_new_tokens, 0.0, tuple(stop_ids), batch_size=batch_size)
     return sum(bool(t.check(decode(o))) for t, o in zip(tasks, outs)) / len(tasks)
-
 
 # %% ../nbs/31_grpo.ipynb #cceaf949
 class GRPOTrainer:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from .lab import HAS_WIDGETS, LabWidget, widget_esm, progress
 from .world import label_sentiment, detokenize, TOPICS
-from .gpt import complete
+from .gpt import complete, _pad_ids   # batched generation; right-padding of id lists
 
 # %% auto #0
 __all__ = ['READING_METHODS', 'hook_name', 'collect_activations', 'reading_vector', 'steer', 'pair_accuracy',
@@ -45,13 +45,6 @@ def _encode_all(texts, tokenizer) -> list[list[int]]:
         if not out[-1]: raise ValueError("texts contains an empty sequence")
     return out
 
-def _pad(ids: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    "Right-pad id lists into (B, T) and return the lengths (B,); a causal model is unaffected by what follows a token."
-    lens = torch.tensor([len(x) for x in ids])
-    out = torch.full((len(ids), int(lens.max())), pad, dtype=torch.long)
-    for i, x in enumerate(ids): out[i, :len(x)] = torch.tensor(x)
-    return out, lens
-
 # %% ../nbs/41_repe.ipynb #repe-010
 @torch.no_grad()
 def collect_activations(model, texts, hook_names, position="last", tokenizer=None, batch_size: int = 64) -> dict:
@@ -66,7 +59,7 @@ def collect_activations(model, texts, hook_names, position="last", tokenizer=Non
     dev = next(model.parameters()).device
     out = {n: [] for n in names}
     for s in range(0, len(ids), batch_size):
-        x, lens = _pad(ids[s:s + batch_size])                        # (B, T), (B,)
+        x, lens = _pad_ids(ids[s:s + batch_size])                      # (B, T), (B,)
         _, cache = model.run_with_cache(x.to(dev), names)
         for n in names:
             a = cache[n].float().cpu()                                # (B, T, d)
@@ -290,7 +283,7 @@ def evaluate_steering(model, vector, layer, alphas, prompts, tokenizer, target: 
     dev = next(model.parameters()).device
     neutral = None
     if neutral_texts is not None:
-        x, lens = _pad(_encode_all(neutral_texts, tokenizer)); neutral = (x.to(dev), lens.to(dev))
+        x, lens = _pad_ids(_encode_all(neutral_texts, tokenizer)); neutral = (x.to(dev), lens.to(dev))
     if heldout is not None:
         heldout = (heldout.x, heldout.y) if hasattr(heldout, "x") else tuple(heldout)
         heldout = tuple(t.to(dev) for t in heldout)
