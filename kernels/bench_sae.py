@@ -12,7 +12,7 @@ import argparse, os, sys, pathlib
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch
 import torch.nn.functional as F
-from llmlab.lab import benchmark, seed_everything, device_name
+from llmlab.lab import benchmark, save_result, seed_everything
 from llmlab.sae import SAE, ACTIVATIONS
 
 def parse_args(argv=None):
@@ -63,17 +63,11 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     res = benchmark(fns, baseline="train step: relu", rep=a.rep, device=dev, batch=B, d_in=d, n_latents=n, k=a.k,
                     dtype="fp32", threads=torch.get_num_threads(), load_avg_1min_at_start=round(load, 2), flops_note="train step ~ 12*B*d*n FLOPs (2 matmuls forward, 4 backward)")
-    lines = [f"| name | ms | speedup | activations/s | TFLOP/s |", "|---|---|---|---|---|"]
-    for r in res.rows:
-        fl = (12 if r["name"].startswith("train") else 4) * B * d * n
-        lines.append(f"| {r['name']} | {r['ms']:.4g} | {r['speedup']:.3g} | {B / (r['ms'] * 1e-3):,.0f} | {fl / (r['ms'] * 1e-3) / 1e12:.3g} |")
-    head = res.to_markdown().split("\n|")[0]
-    md = f"# bench_sae\n{head}\n" + "\n".join(lines) + "\n"
-    print(md, flush=True)
-    path = pathlib.Path(a.out) / device_name(dev) / "bench_sae.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(md)
-    print(f"wrote {path}")
+    for r in res.rows:                                   # FLOPs differ per row: train steps ~12 B d n, forwards ~4 B d n
+        r["TFLOP/s"] = (12 if r["name"].startswith("train") else 4) * B * d * n / (r["ms"] * 1e-3) / 1e12
+    res.meta["activations/s"] = ", ".join(f"{r['name']} {B / (r['ms'] * 1e-3):,.0f}" for r in res.rows)
+    print(res.to_markdown(), flush=True)
+    print(f"wrote {save_result(res, 'bench_sae', root=a.out)}")
     return 0
 
 if __name__ == "__main__":
