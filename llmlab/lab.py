@@ -11,10 +11,12 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['STATIC', 'TRACE_LIMIT_BYTES', 'seed_everything', 'get_device', 'interpreting', 'use_triton_interpreter',
-           'triton_ready', 'pick_backend', 'autotune', 'BenchResult', 'device_name', 'benchmark', 'save_result',
-           'in_notebook', 'progress', 'LivePlot', 'cache_dir', 'widget_esm', 'trace_size', 'trace_running_max',
-           'RunningMaxWidget', 'HAS_TRITON', 'triton', 'tl', 'HAS_WIDGETS', 'LabWidget']
+__all__ = ['STATIC', 'TRACE_LIMIT_BYTES', 'CLAIM_MIME', 'VERDICTS', 'CLAIMS', 'seed_everything', 'check_int', 'check_float',
+           'check_choice', 'check_tensor', 'check_name', 'get_device', 'blas_threads', 'threads', 'interpreting',
+           'use_triton_interpreter', 'triton_ready', 'pick_backend', 'autotune', 'BenchResult', 'device_name',
+           'benchmark', 'save_result', 'in_notebook', 'progress', 'LivePlot', 'cache_dir', 'widget_esm', 'trace_size',
+           'trace_running_max', 'RunningMaxWidget', 'show_source', 'claim', 'claims_markdown', 'collect_claims',
+           'HAS_TRITON', 'triton', 'tl', 'HAS_WIDGETS', 'LabWidget']
 
 # %% ../nbs/00_lab.ipynb #558c8924
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -26,16 +28,123 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
+# %% ../nbs/00_lab.ipynb #6d84a8ab
+def _show(v, limit: int = 60) -> str:
+    r = repr(v)
+    return r if len(r) <= limit else r[:limit] + "…"
+
+def _bounds(lo, hi, lo_open=False, hi_open=False) -> str:
+    if lo is not None and hi is not None: return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if lo is not None: return f"{'>' if lo_open else '>='} {lo}"
+    return f"{'<' if hi_open else '<='} {hi}"
+
+def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    "`value` as an `int` in [lo, hi], else a `TypeError`/`ValueError` naming `name` (bools and 2.0 are not ints)."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {_show(value)} ({type(value).__name__})")
+    value = int(value)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name} must be an int {_bounds(lo, hi)}, got {value}")
+    return value
+
+def check_float(name: str, value, lo: float | None = None, hi: float | None = None, *,
+                lo_open: bool = False, hi_open: bool = False) -> float:
+    "`value` as a finite `float` in its range (`lo_open`/`hi_open` exclude the ends), else an error naming `name`."
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {_show(value)} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value): raise ValueError(f"{name} must be a finite number, got {value}")
+    if ((lo is not None and (value < lo or (lo_open and value == lo))) or
+            (hi is not None and (value > hi or (hi_open and value == hi)))):
+        raise ValueError(f"{name} must be {_bounds(lo, hi, lo_open, hi_open)}, got {value}")
+    return value
+
+def check_choice(name: str, value, options) -> object:
+    "`value` if it is one of `options`, else a `ValueError` listing them."
+    options = tuple(options)
+    try: ok = value in options
+    except TypeError: ok = False          # unhashable or incomparable values are not among the options
+    if not ok: raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {_show(value)}")
+    return value
+
+# %% ../nbs/00_lab.ipynb #66b250ee
+def check_tensor(name: str, x, *, shape: tuple | None = None, ndim: int | tuple | None = None, dtype=None,
+                 device=None, finite: bool = False) -> torch.Tensor:
+    "`x` if it is a tensor of the given shape/ndim/dtype/device (and finite, if asked), else an error naming `name`."
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if shape is not None:
+        dims = " ".join(str(s) for s in shape)
+        if x.dim() != len(shape) or any(isinstance(s, int) and s != n for s, n in zip(shape, x.shape)):
+            raise ValueError(f"{name} must have shape ({dims}), got {tuple(x.shape)}")
+    if ndim is not None and x.dim() not in ((ndim,) if isinstance(ndim, int) else tuple(ndim)):
+        raise ValueError(f"{name} must be {ndim}-D, got {x.dim()}-D with shape {tuple(x.shape)}")
+    if dtype is not None:
+        want = dtype if isinstance(dtype, (tuple, list)) else (dtype,)
+        ok = any(x.dtype.is_floating_point if d == "float" else x.dtype == d for d in want)
+        if not ok: raise TypeError(f"{name} must have dtype {' or '.join(map(str, want))}, got {x.dtype}")
+    if device is not None and x.device.type != torch.device(device).type:
+        raise ValueError(f"{name} must be on {torch.device(device).type}, got {x.device}")
+    if finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).sum().item()
+        raise ValueError(f"{name} has {bad} non-finite value(s) (NaN or inf) out of {x.numel()}")
+    return x
+
+def check_name(name: str, value) -> str:
+    "`value` if it is a plain file name (one path component, no '..'), so that a path built from it stays in its folder."
+    if not isinstance(value, str): raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if value in ("", ".", "..") or any(c in value for c in "/\\\0") or value.startswith("~"):
+        raise ValueError(f"{name} must be a plain file name (no '/', '\\\\' or '..'), got {value!r}")
+    return value
+
 # %% ../nbs/00_lab.ipynb #26ae262d
 def get_device(prefer: str | None = None) -> torch.device:
     "The device to use: `prefer` or `$LLMLAB_DEVICE` if set, else 'cuda' when available, else 'cpu'."
     name = prefer or os.environ.get("LLMLAB_DEVICE")
     if name:
-        dev = torch.device(name)
+        if not isinstance(name, (str, torch.device)): raise TypeError(f"prefer must be a device name like 'cpu' or 'cuda:0', got {type(name).__name__}")
+        try: dev = torch.device(name)
+        except RuntimeError:
+            src = "prefer" if prefer else "$LLMLAB_DEVICE"
+            raise ValueError(f"{src} must be a device name like 'cpu', 'cuda' or 'cuda:0', got {name!r}") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {name!r} was asked for but CUDA is not available on this machine")
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+# %% ../nbs/00_lab.ipynb #075d2e28
+def _openblas():
+    "numpy's loaded OpenBLAS (ctypes handle, symbol suffix), or None."
+    import ctypes
+    if not sys.platform.startswith("linux"): return None
+    with open("/proc/self/maps") as fh:
+        libs = sorted({line.split()[-1] for line in fh if "openblas" in line.lower() and ".so" in line})
+    for path in libs:
+        lib = ctypes.CDLL(path)
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
+            if hasattr(lib, f"{prefix}_set_num_threads{suffix}") and hasattr(lib, f"{prefix}_get_num_threads{suffix}"):
+                return getattr(lib, f"{prefix}_set_num_threads{suffix}"), getattr(lib, f"{prefix}_get_num_threads{suffix}")
+    return None
+
+def blas_threads(n: int | None = None) -> int | None:
+    "Set numpy's OpenBLAS thread count to `n` (if given) and return the count in use; None if OpenBLAS is not found."
+    if n is not None: check_int("n", n, lo=1)
+    fns = _openblas()
+    if fns is None: return None
+    if n is not None: fns[0](n)
+    return int(fns[1]())
+
+@contextlib.contextmanager
+def threads(n: int = 1, blas: bool = True):
+    "Run the block with `n` torch threads (and `n` OpenBLAS threads when `blas`), restoring both counts afterwards."
+    check_int("n", n, lo=1)
+    old, old_blas = torch.get_num_threads(), (blas_threads() if blas else None)
+    torch.set_num_threads(n)
+    if old_blas is not None: blas_threads(n)
+    try: yield n
+    finally:
+        torch.set_num_threads(old)
+        if old_blas is not None: blas_threads(old_blas)
 
 # %% ../nbs/00_lab.ipynb #97d2f70c
 class _Missing:
@@ -45,7 +154,7 @@ class _Missing:
     def jit(self, fn=None, **kw):
         def wrap(f):
             def _no_triton(*a, **k): raise RuntimeError(f"{f.__name__} needs Triton, which is not installed; use backend='torch'")
-            _no_triton.__name__ = f.__name__
+            _no_triton.__name__, _no_triton.fn = f.__name__, f     # .fn like a JITFunction, for show_source
             return _no_triton
         return wrap(fn) if fn is not None else wrap
     def autotune(self, *a, **k): return lambda f: f
@@ -149,7 +258,12 @@ def _time_cpu(fn: Callable, warmup: int, rep: int) -> float:
 def benchmark(fns: dict[str, Callable], baseline: str | None = None, *, flops: float | None = None,
               nbytes: float | None = None, warmup: int = 2, rep: int = 10, device=None, **meta) -> BenchResult:
     "Time each of `fns` (name -> no-argument callable); ratios against `baseline` (default: the first)."
-    if not fns: raise ValueError("fns is empty: give at least one name -> callable")
+    if not isinstance(fns, dict) or not fns: raise ValueError("fns must be a non-empty dict of name -> no-argument callable")
+    bad = [k for k, f in fns.items() if not callable(f)]
+    if bad: raise TypeError(f"fns[{bad[0]!r}] must be a no-argument callable, got {type(fns[bad[0]]).__name__}")
+    check_int("warmup", warmup, lo=0); check_int("rep", rep, lo=1)
+    for arg, v in (("flops", flops), ("nbytes", nbytes)):
+        if v is not None: check_float(arg, v, lo=0, lo_open=True)
     baseline = baseline or next(iter(fns))
     if baseline not in fns: raise ValueError(f"baseline {baseline!r} is not one of {list(fns)}")
     dev = torch.device(device) if device is not None else get_device()
@@ -170,8 +284,9 @@ def benchmark(fns: dict[str, Callable], baseline: str | None = None, *, flops: f
     return BenchResult(rows, baseline, device_name(dev), meta)
 
 def save_result(result: BenchResult, name: str, root: str | os.PathLike = "kernels/results") -> pathlib.Path:
-    "Write `result` as markdown to `root/<device>/<name>.md` and return the path."
-    path = pathlib.Path(root) / result.device / f"{name}.md"
+    "Write `result` as markdown to `root/<device>/<name>.md` and return the path (`name` is a plain file name)."
+    if not isinstance(result, BenchResult): raise TypeError(f"result must be a BenchResult, got {type(result).__name__}")
+    path = pathlib.Path(root) / check_name("result.device", result.device) / f"{check_name('name', name)}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"# {name}\n{result.to_markdown()}")
     return path
@@ -239,7 +354,7 @@ STATIC = pathlib.Path(importlib.util.find_spec("llmlab").origin).parent / "stati
 
 def widget_esm(slug: str) -> str:
     "The ES module source of widget `slug`, read from `llmlab/static/<slug>.js`."
-    path = STATIC / f"{slug}.js"
+    path = STATIC / f"{check_name('slug', slug)}.js"
     if not path.exists(): raise FileNotFoundError(f"no widget module {path}; every widget's JS lives in llmlab/static/")
     return path.read_text()
 
@@ -289,3 +404,82 @@ class RunningMaxWidget(LabWidget):
 
     def __init__(self, xs: list[float]):
         super().__init__(trace=trace_running_max(xs))
+
+# %% ../nbs/00_lab.ipynb #1aae043f
+def show_source(*objs, lines: tuple[int, int] | None = None):
+    "Render the source of `objs` (functions, classes, Triton kernels) as a highlighted code block; `lines` = (first, last), 1-based."
+    import inspect
+    from IPython.display import Markdown
+    if not objs: raise ValueError("show_source needs at least one function, class or kernel")
+    parts = []
+    for o in objs:
+        target = getattr(o, "fn", o)          # a triton JITFunction (or the no-Triton stand-in) keeps the Python function in .fn
+        try: src = inspect.getsource(target)
+        except (TypeError, OSError) as e: raise TypeError(f"show_source: no source for {_show(o)} ({e})") from None
+        if lines is not None:
+            first, last = lines
+            src = "".join(src.splitlines(keepends=True)[first - 1:last])
+        parts.append(src.rstrip())
+    return Markdown("```python\n" + "\n\n".join(parts) + "\n```")
+
+# %% ../nbs/00_lab.ipynb #f9662b00
+CLAIM_MIME = "application/vnd.llmlab.claim+json"
+VERDICTS = ("reproduced", "partly", "not reproduced", "not measured here")
+CLAIMS: list[dict] = []     # every claim recorded in this process, in order
+
+def _fmt_value(v) -> str:
+    if isinstance(v, bool) or v is None: return str(v)
+    if isinstance(v, (int, np.integer)): return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        return f"{v:.3g}" if (abs(v) >= 1e4 or (0 < abs(v) < 1e-3)) else f"{v:.4g}"
+    return str(v)
+
+def claim(notebook: str, claim: str, paper_value: str, setting: str, measured, verdict: str, *,
+          unit: str = "", seconds: float | None = None, device: str | None = None, show: bool = True) -> dict:
+    "Record a headline result of `notebook`: the paper's value, our `setting`, the computed `measured` value and a verdict."
+    for arg, v in (("notebook", notebook), ("claim", claim), ("paper_value", paper_value), ("setting", setting)):
+        if not isinstance(v, str) or not v.strip(): raise ValueError(f"{arg} must be a non-empty str, got {_show(v)}")
+    check_choice("verdict", verdict, VERDICTS)
+    if isinstance(measured, torch.Tensor):
+        if measured.numel() != 1: raise ValueError(f"measured must be one number, got a tensor of shape {tuple(measured.shape)}")
+        measured = measured.item()
+    if isinstance(measured, (float, np.floating)) and not math.isfinite(float(measured)):
+        raise ValueError(f"measured must be finite, got {measured}")
+    if not isinstance(measured, (int, float, str, np.integer, np.floating)):
+        raise TypeError(f"measured must be a number or a str, got {type(measured).__name__}")
+    if seconds is not None: seconds = round(check_float("seconds", seconds, lo=0), 1)
+    rec = {"notebook": notebook, "claim": claim, "paper": paper_value, "setting": setting,
+           "measured": measured.item() if isinstance(measured, np.generic) else measured,
+           "measured_text": _fmt_value(measured) + (f" {unit}" if unit else ""), "verdict": verdict,
+           "device": device or device_name("cpu" if not torch.cuda.is_available() else None),
+           "seconds": seconds, "torch": torch.__version__}
+    CLAIMS.append(rec)
+    if show and in_notebook():
+        from IPython.display import display
+        display({CLAIM_MIME: rec, "text/markdown": claims_markdown([rec], link=False), "text/plain": repr(rec)}, raw=True)
+    return rec
+
+def claims_markdown(claims: list[dict], link: bool = True) -> str:
+    "A markdown table of `claims` (the records `claim` returns or `collect_claims` reads); `link` adds each row's cell link."
+    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
+    head = ["concept", "claim", "paper", "ours: setting", "measured", "verdict"] + (["cell"] if link else [])
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in claims:
+        ours = c["setting"] + f" ({c['device']}" + (f", {c['seconds']} s" if c.get("seconds") is not None else "") + ")"
+        cells = [c["notebook"], c["claim"], c["paper"], ours, f"**{c['measured_text']}**", c["verdict"]]
+        if link: cells.append(f"[cell]({c['href']})" if c.get("href") else "")
+        rows.append("| " + " | ".join(esc(x) for x in cells) + " |")
+    return "\n".join(rows)
+
+def collect_claims(paths) -> list[dict]:
+    "The claims saved in the outputs of the notebooks at `paths`, each with 'path', 'cell_id' and 'href' (page#cell-id)."
+    out = []
+    for p in paths:
+        p = pathlib.Path(p)
+        for cell in json.loads(p.read_text())["cells"]:
+            for o in cell.get("outputs", []):
+                rec = o.get("data", {}).get(CLAIM_MIME)
+                if rec is not None:
+                    out.append({**rec, "path": p.name, "cell_id": cell.get("id"), "href": f"{p.stem}.html#cell-{cell.get('id')}"})
+    return out
