@@ -10,13 +10,14 @@ PORT       ?= 8888
 STAMP      := $(VENV)/.llmlab-installed
 NBDEV_WORKERS ?= 2
 
-.PHONY: lab test setup export sync nbtest pytest docs bench clean outputs readme help
+.PHONY: lab test setup export sync nbtest pytest docs bench gpu clean outputs readme help
 
 help:
 	@echo "make lab    - set up .venv if needed and open JupyterLab on nbs/"
 	@echo "make test   - set up if needed, then: sync check, nbdev_test (all notebooks), pytest"
 	@echo "make docs   - render the documentation site into docs/"
 	@echo "make bench  - run the kernel benchmarks that apply to this machine"
+	@echo "make gpu    - the GPU run in one command: GPU tests, notebooks' gpu cells, every bench, one summary"
 	@echo "make outputs NB=nbs/NN_slug.ipynb - re-execute notebooks and save clean outputs"
 
 setup: $(STAMP)
@@ -55,10 +56,9 @@ sync: setup
 
 nbtest: setup
 	@echo "== make test: 2/3 nbdev_test over every notebook, each in its own process (skipping slow/gpu cells) =="
-	@# A fresh process per notebook: nbdev_test's own workers run several notebooks in one process, so one notebook's
-	@# process-wide settings (default dtype, grad mode, the Triton interpreter switch) leaked into the next.
-	@# $(NBDEV_WORKERS) at a time with one OpenMP thread each: two 2-thread notebooks on 2 cores spin against each other.
-	@ls nbs/[!_.]*.ipynb | OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} xargs -P $(NBDEV_WORKERS) -I{} $(BIN)/nbdev_test --path {} --timing || { \
+	@# A fresh process per notebook (one notebook's process-wide settings cannot reach another), $(NBDEV_WORKERS) at a time
+	@# with one OpenMP thread each; 03_gpt (which trains the shared presets) first, notebooks that load a preset last.
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) tools/run_nbtests.py --workers $(NBDEV_WORKERS) || { \
 	  echo "make test: step 2 (nbdev_test) failed: the notebook named above raised; open it with 'make lab'."; exit 1; }
 
 pytest: setup
@@ -73,6 +73,11 @@ docs: setup
 
 bench: setup
 	@$(PY) kernels/run_all.py
+
+# No setup here: a bare GPU machine has torch, triton and numpy but maybe no package index, so use .venv when it
+# exists and the system Python otherwise.
+gpu:
+	@$$( [ -x $(PY) ] && echo $(PY) || echo $(PYTHON) ) tools/gpu_check.py $(GPU_ARGS)
 
 outputs: setup
 	@$(PY) tools/execute_nbs.py $(NB)

@@ -283,8 +283,9 @@ def benchmark(fns: dict[str, Callable], baseline: str | None = None, *, flops: f
     if HAS_TRITON: meta.setdefault("triton", triton.__version__)
     return BenchResult(rows, baseline, device_name(dev), meta)
 
-def save_result(result: BenchResult, name: str, root: str | os.PathLike = "kernels/results") -> pathlib.Path:
-    "Write `result` as markdown to `root/<device>/<name>.md` and return the path (`name` is a plain file name)."
+def save_result(result: BenchResult, name: str, root: str | os.PathLike | None = None) -> pathlib.Path:
+    "Write `result` as markdown to `root/<device>/<name>.md` (root: `$LLMLAB_RESULTS` or kernels/results) and return the path."
+    root = root or os.environ.get("LLMLAB_RESULTS") or "kernels/results"
     if not isinstance(result, BenchResult): raise TypeError(f"result must be a BenchResult, got {type(result).__name__}")
     path = pathlib.Path(root) / check_name("result.device", result.device) / f"{check_name('name', name)}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
