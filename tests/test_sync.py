@@ -63,3 +63,25 @@ def test_each_notebook_exports_one_module():
         other = [l for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"
                  for l in "".join(c["source"]).splitlines() if re.match(r"^#\|\s*export(s|i)?\s+\S", l)]
         assert not other, f"{nb.name} exports to a second module ({other[0]!r}): give that module its own notebook"
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_markdown_has_no_control_characters(nb):
+    "A backslash escape eaten by a normal Python string ('\\theta' -> TAB + 'heta') breaks the LaTeX: write it raw."
+    bad = []
+    for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+        if c["cell_type"] != "markdown": continue
+        src = "".join(c["source"])
+        hits = sorted({repr(ch) for ch in src if ord(ch) < 32 and ch != "\n"})
+        if hits: bad.append(f"cell {i}: {', '.join(hits)} near {src[max(0, min(src.find(ch) for ch in src if ord(ch) < 32 and ch != chr(10)) - 20):][:40]!r}")
+    assert not bad, f"{nb.name} has control characters in markdown (a backslash was eaten; use raw strings): {bad}"
+
+CONCEPTS = [nb for nb in NOTEBOOKS if re.match(r"\d\d_", nb.name)]
+
+@pytest.mark.parametrize("nb", CONCEPTS, ids=lambda p: p.name)
+def test_every_ready_notebook_records_its_claims(nb):
+    "Each concept notebook records its headline results with lab.claim, saved in its outputs for the claims page."
+    from llmlab.lab import collect_claims, VERDICTS
+    claims = collect_claims([nb])
+    assert claims, f"{nb.name} records no claim: call llmlab.lab.claim(...) in the cells that measure its headline results"
+    for c in claims:
+        assert c["verdict"] in VERDICTS and c["measured_text"].strip() and c["cell_id"], f"{nb.name}: malformed claim {c}"
