@@ -231,6 +231,7 @@ class BenchResult:
     def to_markdown(self) -> str:
         "A markdown table of the rows, headed by the device and the metadata."
         cols = ["name", "ms", "speedup"] + [c for c in ("TFLOP/s", "GB/s") if any(c in r for r in self.rows)]
+        cols += list(dict.fromkeys(k for r in self.rows for k in r if k not in cols))     # extra columns, e.g. "peak GB"
         head = [f"device: {self.device}; baseline: {self.baseline}"] + [f"{k}: {v}" for k, v in self.meta.items()]
         fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
