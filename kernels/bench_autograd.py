@@ -25,8 +25,8 @@ def main() -> int:
         os.environ[var] = str(args.threads)
     import numpy as np, torch
     import torch.nn.functional as F
-    from llmlab.autograd import MLP, Adam, cross_entropy, blas_threads
-    from llmlab.lab import benchmark, save_result
+    from llmlab.autograd import MLP, Adam, cross_entropy
+    from llmlab.lab import benchmark, save_result, blas_threads
     torch.set_num_threads(args.threads)
     blas = blas_threads(args.threads)
 
@@ -55,7 +55,8 @@ def main() -> int:
     res = benchmark({"torch": theirs, "llmlab": ours}, baseline="torch", warmup=args.warmup, rep=args.rep, device="cpu",
                     dtype=args.dtype, shapes=f"MLP {'-'.join(map(str, args.sizes))}, batch {args.batch}",
                     step="forward + backward + Adam", threads=f"torch {torch.get_num_threads()}, OpenBLAS {blas}",
-                    numpy=np.__version__, first_step_loss=f"{a:.6f} (torch {b:.6f})")
+                    numpy=np.__version__, first_step_loss=f"{a:.6f} (torch {b:.6f})",
+                    load=f"{os.getloadavg()[0]:.2f} (1-minute load average at the start, {os.cpu_count()} CPUs)")
     ratio = res["llmlab"]["ms"] / res["torch"]["ms"]
     res.meta["llmlab/torch time ratio"] = f"{ratio:.2f}x (goal: within 2x)"
     print(res.to_markdown())

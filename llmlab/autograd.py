@@ -6,40 +6,21 @@
 from __future__ import annotations
 import contextlib, math
 import numpy as np
-from .lab import HAS_WIDGETS, LabWidget, widget_esm
+from .lab import HAS_WIDGETS, LabWidget, widget_esm, check_int, check_float, check_choice
+from .lab import blas_threads      # numpy's OpenBLAS thread count (00_lab); kept importable from here
 
 # %% auto #0
-__all__ = ['RULES', 'SYMBOLS', 'blas_threads', 'unbroadcast', 'no_grad', 'Tensor', 'add', 'sub', 'mul', 'div', 'power', 'neg',
-           'gradcheck', 'matmul', 'tsum', 'mean', 'tmax', 'reshape', 'transpose', 'getitem', 'concat', 'softmax',
-           'log_softmax', 'cross_entropy', 'Module', 'Linear', 'MLP', 'Embedding', 'Optimizer', 'SGD', 'Adam',
-           'demo_expression', 'trace_backward', 'GraphWidget']
-
-# %% ../nbs/01_autograd.ipynb #5287617a
-def _openblas():
-    "numpy's loaded OpenBLAS (ctypes handle, symbol suffix), or None."
-    import ctypes, sys
-    if not sys.platform.startswith("linux"): return None
-    with open("/proc/self/maps") as fh:
-        libs = sorted({line.split()[-1] for line in fh if "openblas" in line.lower() and ".so" in line})
-    for path in libs:
-        lib = ctypes.CDLL(path)
-        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
-            if hasattr(lib, f"{prefix}_set_num_threads{suffix}") and hasattr(lib, f"{prefix}_get_num_threads{suffix}"):
-                return getattr(lib, f"{prefix}_set_num_threads{suffix}"), getattr(lib, f"{prefix}_get_num_threads{suffix}")
-    return None
-
-def blas_threads(n: int | None = None) -> int | None:
-    "Set numpy's OpenBLAS thread count to `n` (if given) and return the count in use; None if OpenBLAS is not found."
-    if n is not None and (not isinstance(n, int) or n < 1): raise ValueError(f"n must be a positive int or None, got {n!r}")
-    fns = _openblas()
-    if fns is None: return None
-    if n is not None: fns[0](n)
-    return int(fns[1]())
+__all__ = ['RULES', 'SYMBOLS', 'unbroadcast', 'no_grad', 'Tensor', 'add', 'sub', 'mul', 'div', 'power', 'neg', 'gradcheck',
+           'matmul', 'tsum', 'mean', 'tmax', 'reshape', 'transpose', 'getitem', 'concat', 'softmax', 'log_softmax',
+           'cross_entropy', 'Module', 'Linear', 'MLP', 'Embedding', 'Optimizer', 'SGD', 'Adam', 'demo_expression',
+           'trace_backward', 'GraphWidget']
 
 # %% ../nbs/01_autograd.ipynb #0ee50ae6
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     "Sum `grad` down to `shape`, undoing numpy broadcasting (the gradient of a broadcast copy is a sum)."
-    shape = tuple(shape)
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(n, (int, np.integer)) and n >= 0 for n in shape):
+        raise TypeError(f"unbroadcast: shape must be a tuple of non-negative ints, got {shape!r}")
+    grad, shape = np.asarray(grad), tuple(shape)
     if grad.shape == shape: return grad
     extra = grad.ndim - len(shape)
     if extra < 0:
@@ -63,22 +44,34 @@ def no_grad():
     finally: _GRAD_ENABLED[0] = prev
 
 def _as_float_array(data, dtype=None, what: str = "data") -> np.ndarray:
-    "`data` as a float64 or float32 array (ints and bools become float64)."
-    arr = np.asarray(data.data if isinstance(data, Tensor) else data)
+    "`data` as a float64 or float32 array (ints and bools become float64); NaN is refused, ±inf allowed (masks)."
+    try: arr = np.asarray(data.data if isinstance(data, Tensor) else data)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{what} must be a number or a rectangular (non-ragged) array of numbers: {e}") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{what} must hold float64, float32, int or bool numbers, got dtype {arr.dtype}")
     if dtype is not None:
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float64 or float32, got {dtype}")
-        return arr.astype(dtype, copy=False)
-    if arr.dtype in (np.float32, np.float64): return arr
-    if arr.dtype.kind in "biu": return arr.astype(np.float64)
-    raise TypeError(f"{what} must hold float64, float32, int or bool numbers, got dtype {arr.dtype}")
+        try: want = np.dtype(dtype)
+        except TypeError: want = None
+        if want not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float64 or float32, got {want if want is not None else dtype!r}")
+        arr = arr.astype(want, copy=False)
+    elif arr.dtype.kind in "biu": arr = arr.astype(np.float64)
+    elif arr.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{what} must hold float64, float32, int or bool numbers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise ValueError(f"{what} has {int(np.isnan(arr).sum())} NaN value(s) out of {arr.size}: NaN is refused where it "
+                         "enters the engine (±inf is allowed, e.g. -inf to mask a logit)")
+    return arr
 
+# %% ../nbs/01_autograd.ipynb #a8cc2cf3
 class Tensor:
     "A numpy array that remembers how it was computed, so `backward()` can send gradients to its inputs."
     __array_ufunc__ = None       # `ndarray + Tensor` defers to Tensor.__radd__ instead of looping over elements
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad must be a bool, got {requires_grad!r} ({type(requires_grad).__name__})")
         self.data = _as_float_array(data, dtype)
         self.requires_grad = bool(requires_grad)
         self.grad = None          # numpy array shaped like data, once a backward pass reaches this tensor
@@ -92,7 +85,9 @@ class Tensor:
     dtype = property(lambda self: self.data.dtype, doc="dtype of `data` (float64 or float32).")
     size = property(lambda self: self.data.size, doc="Number of elements.")
     is_leaf = property(lambda self: self._backward is None, doc="True unless made by an operation that records grad.")
-    def __len__(self): return len(self.data)
+    def __len__(self):
+        if self.ndim == 0: raise TypeError("len() of a 0-d Tensor (a single number); use .item()")
+        return len(self.data)
     def __repr__(self):
         extra = f", op={self.op!r}" if self.op else (", requires_grad=True" if self.requires_grad else "")
         return f"Tensor({np.array2string(self.data, precision=4, threshold=8)}{extra})"
@@ -110,32 +105,23 @@ class Tensor:
         "Forget the accumulated gradient (sets `grad` to None)."
         self.grad = None
 
-    def backward(self, grad=None):
-        "Send d(self)/d(leaf) * `grad` to every leaf that requires grad; a scalar seeds `grad` = 1."
-        if not self.requires_grad:
-            raise RuntimeError(f"backward() on a Tensor of shape {self.shape} that does not require grad: no input "
-                               "with requires_grad=True was used to compute it (or it was made under no_grad())")
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(f"backward() without grad needs a one-element Tensor, but this one has shape "
-                                   f"{self.shape}; pass grad= an array of shape {self.shape} (or call .sum() first)")
-            grad = np.ones_like(self.data)
-        else:
-            grad = _as_float_array(grad, self.dtype, "grad")
-            if grad.shape != self.shape:
-                raise ValueError(f"backward(grad): grad has shape {grad.shape} but the Tensor has shape {self.shape}")
-        grads = {id(self): grad}
-        for node in reversed(_topo_order(self)):        # outputs before inputs
-            g = grads.pop(id(node), None)
-            if g is None: continue
-            if node._backward is None:                   # a leaf: accumulate, like PyTorch
-                node.grad = g.copy() if node.grad is None else node.grad + g
-                continue
-            node.grad = g                                # an interior node: the latest pass, for inspection
-            for p, pg in zip(node.parents, node._backward(g)):
-                if pg is None or not p.requires_grad: continue
-                pg = unbroadcast(np.asarray(pg), p.shape).astype(p.dtype, copy=False)
-                grads[id(p)] = pg if id(p) not in grads else grads[id(p)] + pg   # sum over paths
+# %% ../nbs/01_autograd.ipynb #c28c7ded
+_NAN_HINT = {"log": "the log of a negative number", "pow": "a negative number to a non-integer power",
+             "add": "inf + (-inf)", "sub": "inf - inf", "mul": "0 * inf", "div": "0 / 0 or inf / inf",
+             "matmul": "0 * inf or inf - inf inside a sum", "sum": "inf - inf inside a sum", "mean": "inf - inf inside a sum"}
+
+def _result(data: np.ndarray, parents: tuple, backward, op: str) -> Tensor:
+    "The output of an operation: records `parents` and `backward` only when grad is enabled and needed; refuses NaN."
+    if np.isnan(data).any():
+        raise FloatingPointError(f"{op}: produced {int(np.isnan(data).sum())} NaN value(s) from inputs without NaN "
+                                 f"(e.g. {_NAN_HINT.get(op, 'inf - inf')}); the engine refuses NaN instead of passing it on")
+    out = Tensor.__new__(Tensor)
+    out.data, out.grad, out.op, out.name = data, None, op, ""
+    if _GRAD_ENABLED[0] and any(p.requires_grad for p in parents):
+        out.requires_grad, out.parents, out._backward = True, parents, backward
+    else:
+        out.requires_grad, out.parents, out._backward = False, (), None
+    return out
 
 def _topo_order(root: Tensor) -> list:
     "Nodes reachable from `root` (through tensors that require grad), every node after all of its parents."
@@ -149,26 +135,60 @@ def _topo_order(root: Tensor) -> list:
         stack.extend((p, False) for p in node.parents if p.requires_grad and id(p) not in seen)
     return order
 
-def _result(data: np.ndarray, parents: tuple, backward, op: str) -> Tensor:
-    "The output of an operation: records `parents` and `backward` only when grad is enabled and needed."
-    out = Tensor.__new__(Tensor)
-    out.data, out.grad, out.op, out.name = data, None, op, ""
-    if _GRAD_ENABLED[0] and any(p.requires_grad for p in parents):
-        out.requires_grad, out.parents, out._backward = True, parents, backward
-    else:
-        out.requires_grad, out.parents, out._backward = False, (), None
-    return out
-
-def _lift(x, like: Tensor) -> Tensor:
+def _lift(x, like: Tensor, op: str = "operation") -> Tensor:
     "Wrap a number or array as a constant Tensor; Python numbers take `like`'s dtype."
     if isinstance(x, Tensor): return x
+    if not isinstance(x, (int, float, np.integer, np.floating, np.ndarray, list, tuple)):
+        raise TypeError(f"{op}: cannot combine a Tensor with {type(x).__name__} {x!r:.40}; use a number, an array or a Tensor")
     return Tensor(np.asarray(x, dtype=like.dtype) if np.ndim(x) == 0 else x)
+
+def _tensor(x, op: str) -> Tensor:
+    "`x` as a Tensor (numbers and arrays are wrapped as constants), or a TypeError naming `op`."
+    if isinstance(x, Tensor): return x
+    if not isinstance(x, (int, float, np.integer, np.floating, np.ndarray, list, tuple)):
+        raise TypeError(f"{op}: expected a Tensor (or a number or array), got {type(x).__name__} {x!r:.40}")
+    return Tensor(x)
+
+# %% ../nbs/01_autograd.ipynb #7e322434
+def _backward(self, grad=None):
+    "Send d(self)/d(leaf) * `grad` to every leaf that requires grad; a scalar seeds `grad` = 1."
+    if not self.requires_grad:
+        raise RuntimeError(f"backward() on a Tensor of shape {self.shape} that does not require grad: no input "
+                           "with requires_grad=True was used to compute it (or it was made under no_grad())")
+    if grad is None:
+        if self.data.size != 1:
+            raise ValueError(f"backward() without grad needs a one-element Tensor, but this one has shape "
+                               f"{self.shape}; pass grad= an array of shape {self.shape} (or call .sum() first)")
+        grad = np.ones_like(self.data)
+    else:
+        grad = _as_float_array(grad, self.dtype, "grad")
+        if grad.shape != self.shape:
+            raise ValueError(f"backward(grad): grad has shape {grad.shape} but the Tensor has shape {self.shape}")
+    grads, leaves = {id(self): grad}, []
+    for node in reversed(_topo_order(self)):        # outputs before inputs
+        g = grads.pop(id(node), None)
+        if g is None: continue
+        if node._backward is None: leaves.append((node, g)); continue   # a leaf: accumulated below
+        node.grad = g                                # an interior node: the latest pass, for inspection
+        for p, pg in zip(node.parents, node._backward(g)):
+            if pg is None or not p.requires_grad: continue
+            pg = unbroadcast(np.asarray(pg), p.shape).astype(p.dtype, copy=False)
+            if np.isnan(pg).any():
+                raise FloatingPointError(f"backward through {node.op}: the gradient for an input of shape {p.shape} has "
+                                         "NaN (e.g. 0 * inf); no leaf gradient was changed")
+            grads[id(p)] = pg if id(p) not in grads else grads[id(p)] + pg   # sum over paths
+    for node, g in leaves:                           # leaves accumulate, like PyTorch
+        node.grad = g.copy() if node.grad is None else node.grad + g
+
+_backward.__name__, _backward.__qualname__ = "backward", "Tensor.backward"
+Tensor.backward = _backward
 
 # %% ../nbs/01_autograd.ipynb #bb93aaf9
 def _binary(op: str, a, b, fwd, bwd) -> Tensor:
     "Apply `fwd` to two operands (either may be a number or array) and record `bwd(g, a, b, out)`."
-    if not isinstance(a, Tensor): a = _lift(a, b)
-    if not isinstance(b, Tensor): b = _lift(b, a)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor): a = _tensor(a, op)
+    if not isinstance(a, Tensor): a = _lift(a, b, op)
+    if not isinstance(b, Tensor): b = _lift(b, a, op)
     try:
         data = fwd(a.data, b.data)
     except ValueError:
@@ -194,17 +214,19 @@ def div(a, b) -> Tensor:
     "a / b, with broadcasting."
     return _binary("div", a, b, np.divide, lambda g, x, y, o: (g / y, -g * x / (y * y)))
 
+# %% ../nbs/01_autograd.ipynb #7f60dcb9
 def power(a, b) -> Tensor:
     "a ** b; a constant exponent gives p*a**(p-1), a tensor exponent also gets a**b * log(a)."
-    if not isinstance(b, Tensor) and np.ndim(b) == 0:           # the common case: a constant power
-        p = float(b)
+    if not isinstance(b, Tensor) and isinstance(b, (int, float, np.integer, np.floating)):   # a constant power
+        a, p = _tensor(a, "pow"), float(b)
         out = _result(a.data ** p, (a,), None, "pow")
         if out.requires_grad: out._backward = lambda g: (g * p * a.data ** (p - 1),)
         return out
     return _binary("pow", a, b, np.power, lambda g, x, y, o: (g * y * x ** (y - 1), g * o * np.log(x)))
 
-def neg(a: Tensor) -> Tensor:
+def neg(a) -> Tensor:
     "-a."
+    a = _tensor(a, "neg")
     out = _result(-a.data, (a,), None, "neg")
     if out.requires_grad: out._backward = lambda g: (-g,)
     return out
@@ -213,22 +235,27 @@ Tensor.__add__, Tensor.__radd__ = add, lambda self, o: add(o, self)
 Tensor.__sub__, Tensor.__rsub__ = sub, lambda self, o: sub(o, self)
 Tensor.__mul__, Tensor.__rmul__ = mul, lambda self, o: mul(o, self)
 Tensor.__truediv__, Tensor.__rtruediv__ = div, lambda self, o: div(o, self)
-Tensor.__pow__, Tensor.__rpow__ = power, lambda self, o: power(_lift(o, self), self)
+Tensor.__pow__, Tensor.__rpow__ = power, lambda self, o: power(_lift(o, self, "pow"), self)
 Tensor.__neg__ = neg
 
 # %% ../nbs/01_autograd.ipynb #33cb4916
 def gradcheck(fn, *arrays, seed: int = 0, h: float = 1e-6, fd: bool = True) -> dict:
     "Max relative error of our gradients of `fn(T, *tensors)` vs torch.autograd and finite differences (float64)."
     import torch
-    arrays = [np.asarray(x, dtype=np.float64) for x in arrays]
+    if not callable(fn): raise TypeError(f"gradcheck: fn must be a function fn(T, *tensors), got {type(fn).__name__}")
+    if not arrays: raise ValueError("gradcheck: give at least one input array")
+    seed, h = check_int("seed", seed, lo=0), check_float("h", h, lo=0, lo_open=True)
+    arrays = [_as_float_array(x, np.float64, f"arrays[{i}]") for i, x in enumerate(arrays)]
     ours = [Tensor(x, requires_grad=True) for x in arrays]
     out = fn(Tensor, *ours)
+    if not isinstance(out, Tensor): raise TypeError(f"gradcheck: fn(Tensor, ...) must return a Tensor, got {type(out).__name__}")
     w = np.random.default_rng(seed).standard_normal(out.shape)
     out.backward(w)                                   # = d(sum(out * w))/d(inputs)
     theirs = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in arrays]
     fn(torch, *theirs).backward(torch.tensor(w))
-    rel = lambda x, y: float(np.max(np.abs(x - y) / (np.abs(y) + 1e-12 + 1e-6 * np.max(np.abs(y), initial=0))))
-    res = {"vs_torch": max(rel(t.grad, u.grad.numpy()) for t, u in zip(ours, theirs))}
+    rel = lambda x, y: float(np.max(np.abs(x - y) / (np.abs(y) + 1e-12 + 1e-6 * np.max(np.abs(y), initial=0)), initial=0))
+    zero = lambda t: t.grad if t.grad is not None else np.zeros_like(t.data)      # an input the output ignores
+    res = {"vs_torch": max(rel(zero(t), u.grad.numpy() if u.grad is not None else 0 * x) for t, u, x in zip(ours, theirs, arrays))}
     if fd:
         errs = []
         for i, x in enumerate(arrays):
@@ -237,15 +264,16 @@ def gradcheck(fn, *arrays, seed: int = 0, h: float = 1e-6, fd: bool = True) -> d
                 for sign in (1, -1):
                     xs = [y.copy() for y in arrays]; xs[i][j] += sign * h
                     with no_grad(): num[j] += sign * float((fn(Tensor, *map(Tensor, xs)).data * w).sum()) / (2 * h)
-            errs.append(np.max(np.abs(num - ours[i].grad)) / (np.max(np.abs(num)) + 1e-8))
+            errs.append(np.max(np.abs(num - zero(ours[i])), initial=0) / (np.max(np.abs(num), initial=0) + 1e-8))
         res["vs_finite_diff"] = float(max(errs))
     return res
 
 # %% ../nbs/01_autograd.ipynb #c642d57a
 def matmul(a, b) -> Tensor:
     "a @ b: matrix product over the last two axes, batch axes broadcast, 1-D operands as in numpy."
-    if not isinstance(a, Tensor): a = _lift(a, b)
-    if not isinstance(b, Tensor): b = _lift(b, a)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor): a = _tensor(a, "matmul")
+    if not isinstance(a, Tensor): a = _lift(a, b, "matmul")
+    if not isinstance(b, Tensor): b = _lift(b, a, "matmul")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
     ka, kb = a.shape[-1], b.shape[0] if b.ndim == 1 else b.shape[-2]
@@ -281,23 +309,30 @@ def _sigmoid(x):
     "1 / (1 + exp(-x)) without overflow for large |x|."
     return np.exp(-np.logaddexp(0, -x)).astype(x.dtype, copy=False)
 
+def _log(x):
+    "Natural log; 0 gives -inf without a warning, a negative number is refused by `_result` (it would be NaN)."
+    with np.errstate(divide="ignore", invalid="ignore"): return np.log(x)
+
 Tensor.exp = lambda self: _unary("exp", self, np.exp(self.data), lambda x, o: o)
-Tensor.log = lambda self: _unary("log", self, np.log(self.data), lambda x, o: 1 / x)
+Tensor.log = lambda self: _unary("log", self, _log(self.data), lambda x, o: 1 / x)
 Tensor.tanh = lambda self: _unary("tanh", self, np.tanh(self.data), lambda x, o: 1 - o * o)
 Tensor.relu = lambda self: _unary("relu", self, np.maximum(self.data, 0), lambda x, o: (x > 0).astype(x.dtype))
 Tensor.sigmoid = lambda self: _unary("sigmoid", self, _sigmoid(self.data), lambda x, o: o * (1 - o))
-for _n, _d in [("exp", "e ** x, elementwise."), ("log", "Natural log, elementwise."), ("tanh", "tanh, elementwise."),
-               ("relu", "max(x, 0), elementwise; gradient 0 at 0."), ("sigmoid", "1 / (1 + e ** -x), elementwise.")]:
+for _n, _d in [("exp", "e ** x, elementwise."), ("log", "Natural log, elementwise (refuses negative numbers)."),
+               ("tanh", "tanh, elementwise."), ("relu", "max(x, 0), elementwise; gradient 0 at 0."),
+               ("sigmoid", "1 / (1 + e ** -x), elementwise.")]:
     getattr(Tensor, _n).__doc__, getattr(Tensor, _n).__name__ = _d, _n
 
 # %% ../nbs/01_autograd.ipynb #df50101d
 def _axes(axis, ndim: int, op: str):
     "Normalise `axis` (None, int or tuple) to a sorted tuple of non-negative axes, or fail naming it."
     if axis is None: return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    isint = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    if not isint(axis) and not (isinstance(axis, (tuple, list)) and all(isint(ax) for ax in axis)):
+        raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
     out = []
-    for ax in axes:
-        if not isinstance(ax, (int, np.integer)) or not -ndim <= ax < max(ndim, 1):
+    for ax in ((axis,) if isint(axis) else tuple(axis)):
+        if not -ndim <= ax < max(ndim, 1):
             raise ValueError(f"{op}: axis {axis!r} is out of range for a Tensor with {ndim} dimensions")
         out.append(int(ax) % max(ndim, 1))
     if len(set(out)) != len(out): raise ValueError(f"{op}: axis {axis!r} repeats an axis")
@@ -308,23 +343,26 @@ def _expand(g: np.ndarray, axes: tuple, keepdims: bool, shape: tuple) -> np.ndar
     if not keepdims: g = np.expand_dims(g, axes)
     return np.broadcast_to(g, shape)
 
-def tsum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def tsum(a, axis=None, keepdims: bool = False) -> Tensor:
     "Sum over `axis` (None: all); the gradient is copied back to every summed element."
-    axes = _axes(axis, a.ndim, "sum")
+    a = _tensor(a, "sum"); axes = _axes(axis, a.ndim, "sum")
     out = _result(a.data.sum(axis=axes, keepdims=keepdims), (a,), None, "sum")
     if out.requires_grad: out._backward = lambda g: (_expand(g, axes, keepdims, a.shape),)
     return out
 
-def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def mean(a, axis=None, keepdims: bool = False) -> Tensor:
     "Mean over `axis` (None: all)."
-    axes = _axes(axis, a.ndim, "mean")
+    a = _tensor(a, "mean"); axes = _axes(axis, a.ndim, "mean")
     count = int(np.prod([a.shape[i] for i in axes]))
     if count == 0: raise ValueError(f"mean: no elements to average over axis {axis!r} of shape {a.shape}")
     return tsum(a, axes, keepdims) * (1.0 / count)
 
-def tmax(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+Tensor.sum, Tensor.mean = tsum, mean
+
+# %% ../nbs/01_autograd.ipynb #2b47fb67
+def tmax(a, axis=None, keepdims: bool = False) -> Tensor:
     "Max over `axis` (None: all); the gradient goes to the arg-max, split equally among ties."
-    axes = _axes(axis, a.ndim, "max")
+    a = _tensor(a, "max"); axes = _axes(axis, a.ndim, "max")
     if a.size == 0: raise ValueError(f"max: Tensor of shape {a.shape} is empty")
     m = a.data.max(axis=axes, keepdims=True)
     out = _result(m if keepdims else m.reshape([n for i, n in enumerate(m.shape) if i not in axes]), (a,), None, "max")
@@ -336,30 +374,41 @@ def tmax(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
         out._backward = backward
     return out
 
-Tensor.sum, Tensor.mean, Tensor.max = tsum, mean, tmax
+Tensor.max = tmax
 
 # %% ../nbs/01_autograd.ipynb #ecfc48ce
-def reshape(a: Tensor, *shape) -> Tensor:
+def _int_tuple(args, op: str, what: str) -> tuple:
+    "`f(2, 3)` or `f((2, 3))` as a tuple of ints, or a TypeError naming `op`."
+    args = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in args):
+        raise TypeError(f"{op}: {what} must be ints, got {args!r}")
+    return tuple(int(v) for v in args)
+
+def reshape(a, *shape) -> Tensor:
     "The same elements in a new shape (one entry may be -1)."
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    a, shape = _tensor(a, "reshape"), _int_tuple(shape, "reshape", "shape entries")
     try:
         data = a.data.reshape(shape)
-    except (ValueError, TypeError):
+    except ValueError:
         raise ValueError(f"reshape: cannot reshape a Tensor of shape {a.shape} ({a.size} elements) into {shape}") from None
     out = _result(data, (a,), None, "reshape")
     if out.requires_grad: out._backward = lambda g: (g.reshape(a.shape),)
     return out
 
-def transpose(a: Tensor, *axes) -> Tensor:
+def transpose(a, *axes) -> Tensor:
     "Permute the axes (default: reverse them)."
-    axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+    a, axes = _tensor(a, "transpose"), _int_tuple(axes, "transpose", "axes")
     axes = axes or tuple(reversed(range(a.ndim)))
-    if sorted(int(x) % max(a.ndim, 1) for x in axes) != list(range(a.ndim)) or len(axes) != a.ndim:
+    if len(axes) != a.ndim or sorted(x % max(a.ndim, 1) for x in axes) != list(range(a.ndim)) or any(not -a.ndim <= x < a.ndim for x in axes):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
     out = _result(a.data.transpose(axes), (a,), None, "transpose")
     if out.requires_grad: out._backward = lambda g: (g.transpose(np.argsort([x % a.ndim for x in axes])),)
     return out
 
+Tensor.reshape, Tensor.transpose = reshape, transpose
+Tensor.T = property(lambda self: transpose(self), doc="The transpose (axes reversed).")
+
+# %% ../nbs/01_autograd.ipynb #66429951
 def _index(idx):
     "Unwrap Tensors in an index and refuse float index arrays."
     parts = idx if isinstance(idx, tuple) else (idx,)
@@ -373,9 +422,9 @@ def _index(idx):
         clean.append(p)
     return tuple(clean) if isinstance(idx, tuple) else clean[0]
 
-def getitem(a: Tensor, idx) -> Tensor:
+def getitem(a, idx) -> Tensor:
     "t[idx] with ints, slices, None, ... and integer arrays; repeated indices scatter-add their gradients."
-    idx = _index(idx)
+    a, idx = _tensor(a, "getitem"), _index(idx)
     try:
         data = a.data[idx]
     except IndexError as e:
@@ -391,9 +440,15 @@ def getitem(a: Tensor, idx) -> Tensor:
         out._backward = backward
     return out
 
+Tensor.__getitem__ = getitem
+
+# %% ../nbs/01_autograd.ipynb #17a77755
 def concat(tensors, axis: int = 0) -> Tensor:
     "Join tensors along `axis`; the gradient is split back into the pieces."
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if isinstance(tensors, (Tensor, np.ndarray)) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"concat: tensors must be a list or tuple of Tensors, got {type(tensors).__name__}")
+    axis = check_int("concat: axis", axis)
+    tensors = [_tensor(t, "concat") for t in tensors]
     if not tensors: raise ValueError("concat: tensors is empty; give at least one Tensor")
     try:
         data = np.concatenate([t.data for t in tensors], axis=axis)
@@ -406,56 +461,65 @@ def concat(tensors, axis: int = 0) -> Tensor:
         out._backward = lambda g: tuple(np.split(g, cuts, axis=axis))
     return out
 
-Tensor.reshape, Tensor.transpose, Tensor.__getitem__ = reshape, transpose, getitem
-Tensor.T = property(lambda self: transpose(self), doc="The transpose (axes reversed).")
-
 # %% ../nbs/01_autograd.ipynb #c93db1b6
 def _axis_of(x: Tensor, axis: int, op: str) -> int:
-    if not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"{op}: axis {axis!r} is out of range for a Tensor of shape {x.shape}")
     return int(axis) % x.ndim
 
-def _log_softmax_data(z: np.ndarray, axis: int) -> np.ndarray:
-    "log softmax of an array, shifted by the max so nothing overflows."
-    shifted = z - z.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+def _log_softmax_data(z: np.ndarray, axis: int, op: str = "log_softmax") -> np.ndarray:
+    "log softmax of an array, shifted by the max so nothing overflows; a row of all -inf (fully masked) gives -inf."
+    if np.isposinf(z).any(): raise ValueError(f"{op}: the input has +inf values; only -inf (a masked entry) is allowed")
+    m = z.max(axis=axis, keepdims=True)
+    m = np.where(np.isneginf(m), 0, m)                    # a fully masked row: shift by 0, never -inf - (-inf)
+    shifted = z - m
+    s = np.exp(shifted).sum(axis=axis, keepdims=True)     # >= 1 in a row with a finite entry, 0 in a fully masked one
+    return shifted - np.log(np.where(s > 0, s, 1.0))      # masked row: -inf - log 1 = -inf
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    "exp(x) / sum(exp(x)) along `axis`, computed stably (max subtracted first)."
-    ax = _axis_of(x, axis, "softmax")
-    s = np.exp(_log_softmax_data(x.data, ax))
+def softmax(x, axis: int = -1) -> Tensor:
+    "exp(x) / sum(exp(x)) along `axis`, computed stably; -inf entries get 0 and a row of all -inf gives zeros."
+    x = _tensor(x, "softmax"); ax = _axis_of(x, axis, "softmax")
+    s = np.exp(_log_softmax_data(x.data, ax, "softmax"))
     out = _result(s, (x,), None, "softmax")
     if out.requires_grad: out._backward = lambda g: (s * (g - (g * s).sum(axis=ax, keepdims=True)),)
     return out
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    "log(softmax(x)) along `axis`, stable for logits of any size."
-    ax = _axis_of(x, axis, "log_softmax")
+def log_softmax(x, axis: int = -1) -> Tensor:
+    "log(softmax(x)) along `axis`, stable for logits of any size; a row of all -inf gives -inf."
+    x = _tensor(x, "log_softmax"); ax = _axis_of(x, axis, "log_softmax")
     ls = _log_softmax_data(x.data, ax)
     out = _result(ls, (x,), None, "log_softmax")
     if out.requires_grad: out._backward = lambda g: (g - np.exp(ls) * g.sum(axis=ax, keepdims=True),)
     return out
 
+# %% ../nbs/01_autograd.ipynb #7d9919ba
 def _check_targets(logits: Tensor, targets) -> np.ndarray:
-    if not isinstance(logits, Tensor) or logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must be a Tensor of shape (N, C), got shape {np.shape(getattr(logits, 'data', logits))}")
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must be a Tensor of shape (N, C), got shape {logits.shape}")
     t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype {t.dtype}")
     N, C = logits.shape
+    if t.dtype.kind not in "iu" and not (t.size == 0 and t.dtype.kind == "f"):      # [] is float64 in numpy
+        raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype {t.dtype}")
+    t = t.astype(np.int64, copy=False)
     if t.shape != (N,):
         raise ValueError(f"cross_entropy: targets must have shape ({N},) for logits of shape {logits.shape}, got {t.shape}")
-    if N == 0: raise ValueError(f"cross_entropy: logits of shape {logits.shape} has no rows to average over")
-    if t.min() < 0 or t.max() >= C:
-        raise IndexError(f"cross_entropy: targets must lie in [0, {C}) for logits of shape {logits.shape}, "
+    if N and (t.min() < 0 or t.max() >= C):
+        raise ValueError(f"cross_entropy: targets must lie in [0, {C}) for logits of shape {logits.shape}, "
                          f"got values from {t.min()} to {t.max()}")
     return t
 
-def cross_entropy(logits: Tensor, targets) -> Tensor:
-    "Mean over the batch of -log softmax(logits)[i, targets[i]]; logits (N, C), integer targets (N,)."
+def cross_entropy(logits, targets) -> Tensor:
+    "Mean over the batch of -log softmax(logits)[i, targets[i]]; logits (N, C), integer targets (N,); 0 when N = 0."
+    logits = _tensor(logits, "cross_entropy")
     t = _check_targets(logits, targets)
     N = len(t)
-    ls = _log_softmax_data(logits.data, 1)
+    if N == 0:                                       # a loss over no rows: 0, with zero gradient
+        out = _result(np.zeros((), dtype=logits.dtype), (logits,), None, "cross_entropy")
+        if out.requires_grad: out._backward = lambda g: (np.zeros_like(logits.data),)
+        return out
+    ls = _log_softmax_data(logits.data, 1, "cross_entropy")
     rows = np.arange(N)
     out = _result(np.asarray(-ls[rows, t].mean(), dtype=logits.dtype), (logits,), None, "cross_entropy")
     if out.requires_grad:
@@ -467,13 +531,12 @@ def cross_entropy(logits: Tensor, targets) -> Tensor:
     return out
 
 # %% ../nbs/01_autograd.ipynb #dd82e242
-def _rng(rng):
-    "`rng` if given, else numpy's global generator (seeded by `seed_everything`)."
-    return np.random if rng is None else rng
-
-def _positive_int(value, name: str, owner: str):
-    if not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+def _rng(rng, owner: str):
+    "`rng` if given (a numpy Generator or RandomState), else numpy's global generator (seeded by `seed_everything`)."
+    if rng is None: return np.random
+    if not isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        raise TypeError(f"{owner}: rng must be a numpy Generator (np.random.default_rng(seed)) or None, got {type(rng).__name__}")
+    return rng
 
 class Module:
     "Base class of layers: `parameters()` collects tensors that require grad from attributes, sub-modules and lists."
@@ -492,18 +555,20 @@ class Module:
         for p in self.parameters(): p.grad = None
     def __call__(self, *args, **kwargs): return self.forward(*args, **kwargs)
 
+# %% ../nbs/01_autograd.ipynb #bcdb9a08
 class Linear(Module):
     "y = x @ weight + bias, weight of shape (in_features, out_features)."
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype=np.float64, rng=None):
-        _positive_int(in_features, "in_features", "Linear"); _positive_int(out_features, "out_features", "Linear")
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        bound, r = 1 / math.sqrt(in_features), _rng(rng)
+        in_features = check_int("Linear: in_features", in_features, lo=1)
+        out_features = check_int("Linear: out_features", out_features, lo=1)
+        self.in_features, self.out_features = in_features, out_features
+        bound, r = 1 / math.sqrt(in_features), _rng(rng, "Linear")
         self.weight = Tensor(r.uniform(-bound, bound, (in_features, out_features)), requires_grad=True, dtype=dtype)
         self.bias = Tensor(r.uniform(-bound, bound, (out_features,)), requires_grad=True, dtype=dtype) if bias else None
 
     def forward(self, x) -> Tensor:
         "Apply the layer to `x` of shape (..., in_features)."
-        x = x if isinstance(x, Tensor) else Tensor(x, dtype=self.weight.dtype)
+        x = x if isinstance(x, Tensor) else Tensor(_tensor(x, "Linear").data, dtype=self.weight.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects x of shape (..., "
                              f"{self.in_features}), got x of shape {x.shape}")
@@ -515,10 +580,11 @@ class Linear(Module):
 class MLP(Module):
     "Linear layers with an activation ('relu' or 'tanh') between them; `sizes` = [in, hidden..., out]."
     def __init__(self, sizes, activation: str = "relu", *, dtype=np.float64, rng=None):
+        if not isinstance(sizes, (list, tuple, range, np.ndarray)):
+            raise TypeError(f"MLP: sizes must be a list of layer sizes [in, hidden..., out], got {type(sizes).__name__}")
         sizes = list(sizes)
         if len(sizes) < 2: raise ValueError(f"MLP: sizes must list at least an input and an output size, got {sizes}")
-        if activation not in ("relu", "tanh"): raise ValueError(f"MLP: activation must be 'relu' or 'tanh', got {activation!r}")
-        self.activation = activation
+        self.activation = check_choice("MLP: activation", activation, ("relu", "tanh"))
         self.layers = [Linear(i, o, dtype=dtype, rng=rng) for i, o in zip(sizes[:-1], sizes[1:])]
 
     def forward(self, x) -> Tensor:
@@ -530,12 +596,14 @@ class MLP(Module):
 
     def __repr__(self): return f"MLP({[self.layers[0].in_features] + [l.out_features for l in self.layers]}, {self.activation!r})"
 
+# %% ../nbs/01_autograd.ipynb #be4c7401
 class Embedding(Module):
     "A lookup table of `num_embeddings` vectors of size `embedding_dim`, initialised N(0, 1) like PyTorch."
     def __init__(self, num_embeddings: int, embedding_dim: int, *, dtype=np.float64, rng=None):
-        _positive_int(num_embeddings, "num_embeddings", "Embedding"); _positive_int(embedding_dim, "embedding_dim", "Embedding")
-        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
-        self.weight = Tensor(_rng(rng).standard_normal((num_embeddings, embedding_dim)), requires_grad=True, dtype=dtype)
+        num_embeddings = check_int("Embedding: num_embeddings", num_embeddings, lo=1)
+        embedding_dim = check_int("Embedding: embedding_dim", embedding_dim, lo=1)
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Tensor(_rng(rng, "Embedding").standard_normal((num_embeddings, embedding_dim)), requires_grad=True, dtype=dtype)
 
     def forward(self, idx) -> Tensor:
         "Rows of the table at integer `idx` (any shape): output shape idx.shape + (embedding_dim,)."
@@ -553,54 +621,69 @@ class Embedding(Module):
 class Optimizer:
     "Holds the parameters; `zero_grad()` resets their gradients, `step()` updates them."
     def __init__(self, params):
+        if isinstance(params, Tensor) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{type(self).__name__}: params must be a list of Tensors (model.parameters()), got "
+                            f"{'one Tensor' if isinstance(params, Tensor) else type(params).__name__}")
         self.params = list(params)
         if not self.params: raise ValueError(f"{type(self).__name__}: params is empty; pass model.parameters()")
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise ValueError(f"{type(self).__name__}: params[{i}] must be a Tensor with requires_grad=True, got {p!r:.60}")
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError(f"{type(self).__name__}: params lists a Tensor more than once (it would be updated twice per step)")
     def zero_grad(self):
         "Reset every parameter's gradient to None."
         for p in self.params: p.grad = None
+    def _grads(self) -> list:
+        "Each parameter's gradient (None if it has none), refusing non-finite ones before anything is updated."
+        for i, p in enumerate(self.params):
+            if p.grad is not None and not np.isfinite(p.grad).all():
+                raise FloatingPointError(f"{type(self).__name__}.step: params[{i}] (shape {p.shape}) has a non-finite "
+                                         "gradient; no parameter was updated")
+        return [p.grad for p in self.params]
 
 class SGD(Optimizer):
     "Stochastic gradient descent with optional (PyTorch-style) momentum."
     def __init__(self, params, lr: float, momentum: float = 0.0):
         super().__init__(params)
-        if not lr > 0: raise ValueError(f"SGD: lr must be > 0, got {lr!r}")
-        if not 0 <= momentum < 1: raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
-        self.lr, self.momentum, self.buffers = lr, momentum, [None] * len(self.params)
+        self.lr = check_float("SGD: lr", lr, lo=0, lo_open=True)
+        self.momentum = check_float("SGD: momentum", momentum, lo=0, hi=1, hi_open=True)
+        self.buffers = [None] * len(self.params)
 
     def step(self):
         "theta -= lr * (momentum buffer or grad) for every parameter that has a grad."
-        for i, p in enumerate(self.params):
-            if p.grad is None: continue
-            g = p.grad
+        for i, (p, g) in enumerate(zip(self.params, self._grads())):
+            if g is None: continue
             if self.momentum:
                 b = self.buffers[i]
                 self.buffers[i] = g.copy() if b is None else b * self.momentum + g
                 g = self.buffers[i]
             p.data -= self.lr * g
 
+# %% ../nbs/01_autograd.ipynb #63ff69d5
 class Adam(Optimizer):
     "Adam (Kingma & Ba, 2015) with L2 `weight_decay` added to the gradient, as `torch.optim.Adam` does."
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params)
-        if not lr > 0: raise ValueError(f"Adam: lr must be > 0, got {lr!r}")
-        if len(betas) != 2 or not all(0 <= b_ < 1 for b_ in betas): raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas!r}")
-        if not eps > 0: raise ValueError(f"Adam: eps must be > 0, got {eps!r}")
-        if weight_decay < 0: raise ValueError(f"Adam: weight_decay must be >= 0, got {weight_decay!r}")
-        self.lr, self.betas, self.eps, self.weight_decay, self.t = lr, tuple(betas), eps, weight_decay, 0
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas!r}")
+        self.betas = tuple(check_float(f"Adam: betas[{i}]", b_, lo=0, hi=1, hi_open=True) for i, b_ in enumerate(betas))
+        self.lr = check_float("Adam: lr", lr, lo=0, lo_open=True)
+        self.eps = check_float("Adam: eps", eps, lo=0, lo_open=True)
+        self.weight_decay = check_float("Adam: weight_decay", weight_decay, lo=0)
+        self.t = 0
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
 
     def step(self):
         "One Adam update of every parameter that has a grad."
+        grads = self._grads()
         self.t += 1
         b1, b2 = self.betas
         bc1, bc2 = 1 - b1 ** self.t, 1 - b2 ** self.t
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None: continue
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            if g is None: continue
+            if self.weight_decay: g = g + self.weight_decay * p.data
             m *= b1; m += (1 - b1) * g                    # first moment
             v *= b2; v += (1 - b2) * (g * g)              # second moment
             denom = np.sqrt(v); denom /= math.sqrt(bc2); denom += self.eps
@@ -624,16 +707,18 @@ def demo_expression() -> Tensor:
     L = d * a; L.name = "L"
     return L
 
+# %% ../nbs/01_autograd.ipynb #acbfc0df
 def trace_backward(root: Tensor | None = None) -> dict:
     "Record a backward pass over a graph of scalars: nodes, edges, layout and, per step, the rule and the pushes."
     root = demo_expression() if root is None else root
+    if not isinstance(root, Tensor): raise TypeError(f"trace_backward: root must be a Tensor (or None for the demo), got {type(root).__name__}")
     if not root.requires_grad: raise ValueError("trace_backward: root does not require grad; build it from tensors with requires_grad=True")
     order = _topo_order(root)
     if len(order) > 40: raise ValueError(f"trace_backward: the graph has {len(order)} nodes; keep it to 40 or fewer")
     consts = list({id(p): p for n in order for p in n.parents if not p.requires_grad}.values())   # drawn, get no grad
     order = consts + order
     for n in order:
-        if n.data.size != 1: raise ValueError(f"trace_backward: needs a graph of scalars, but a {n.op or 'leaf'} node has shape {n.shape}")
+        if n.data.size != 1: raise ValueError(f"trace_backward: root must be computed from scalars only, but a {n.op or 'leaf'} node has shape {n.shape}")
         if n.op and n.op not in RULES: raise ValueError(f"trace_backward: no rule text for op {n.op!r}")
     ids = {id(n): i for i, n in enumerate(order)}
     depth = {}
@@ -661,6 +746,7 @@ def trace_backward(root: Tensor | None = None) -> dict:
         steps.append({"node": i, "rule": RULES[n.op], "pushes": pushes, "grads": list(grads)})
     return {"nodes": nodes, "edges": edges, "steps": steps, "root": ids[id(root)]}
 
+# %% ../nbs/01_autograd.ipynb #38d19ccd
 class GraphWidget(LabWidget):
     "Step backwards through a computation graph: which node pushes its gradient, by which local rule, to whom."
     _esm = widget_esm("autograd") if HAS_WIDGETS else ""

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from typing import Sequence
 import numpy as np
 import torch
+from .lab import check_int, check_float, check_choice
 
 # %% auto #0
 __all__ = ['FIRST', 'LAST', 'CITIES', 'JOBS', 'COLOURS', 'TOPICS', 'HAPPY', 'SAD', 'SENTIMENT_WORDS', 'FUNCTION', 'PUNCT', 'OPS',
-           'SPECIALS', 'TAGS', 'SENTIMENTS', 'DEFAULT_MIX', 'TAG_ID', 'SENT_ID', 'KINDS', 'Doc', 'detokenize', 'Task',
-           'World', 'label_sentiment', 'Tokenizer', 'LMData', 'dataset']
+           'SPECIALS', 'TAGS', 'SENTIMENTS', 'MAX_RARE', 'DEFAULT_MIX', 'MAX_DIGITS', 'TAG_ID', 'SENT_ID', 'KINDS',
+           'Doc', 'detokenize', 'Task', 'World', 'label_sentiment', 'Tokenizer', 'LMData', 'dataset']
 
 # %% ../nbs/02_world.ipynb #cc1c560a
 FIRST = ("ada alan anna ben cara dan eli eva finn gina hugo ida ivan jade kai lena leo lia max mia nils nora omar "
@@ -41,6 +42,8 @@ SPECIALS = ["<pad>", "<bos>", "<eos>", "<mask>", "<unk>"]
 TAGS = ["PAD", "SPECIAL", "WORD", "PUNCT", "NAME", "CITY", "JOB", "COLOUR", "OBJECT", "VERB", "SENTIMENT", "NUMBER",
         "OPERATOR", "RARE"]
 SENTIMENTS = ["none", "neutral", "happy", "sad"]   # 'none': not in a story sentence (facts, arithmetic, specials)
+
+MAX_RARE = 100_000        # distinct 2-3 syllable words number about 348,000; far fewer keeps the draw quick
 
 def _rare_words(n: int, seed: int) -> list[str]:
     "`n` distinct pronounceable nonsense words (the rare-word tail), deterministic in `seed`."
@@ -73,8 +76,11 @@ class Doc:
 
 def detokenize(tokens: Sequence[str]) -> str:
     "Join tokens with spaces, gluing runs of digits into numbers (the inverse of `Tokenizer.split`)."
+    if not isinstance(tokens, (list, tuple)):
+        raise TypeError(f"tokens must be a list of token strings, got {type(tokens).__name__}")
     out = []
     for i, t in enumerate(tokens):
+        if not isinstance(t, str): raise TypeError(f"tokens[{i}] must be a str, got {t!r} ({type(t).__name__})")
         if i and not (t.isdigit() and tokens[i - 1].isdigit()): out.append(" ")
         out.append(t)
     return "".join(out)
@@ -87,8 +93,16 @@ class Task:
     kind: str = "arith"
     meta: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        for name in ("prompt", "answer", "kind"):
+            v = getattr(self, name)
+            if not isinstance(v, str): raise TypeError(f"Task: {name} must be a str, got {v!r} ({type(v).__name__})")
+        if not isinstance(self.meta, dict): raise TypeError(f"Task: meta must be a dict, got {type(self.meta).__name__}")
+
     def check(self, completion: str) -> bool:
         "True iff `completion` states exactly `answer` (or one of `meta['all_answers']`): nothing more, nothing less."
+        if not isinstance(completion, str):
+            raise TypeError(f"Task.check: completion must be a str (decode token ids first), got {type(completion).__name__}")
         got = _extract(completion, self.kind)
         return got is not None and (got == self.answer or got in self.meta.get("all_answers", ()))
 
@@ -117,9 +131,10 @@ def _digits(n: int) -> list[str]:
 class World:
     "A seeded world of people (name, city, job, favourite colour, parent) and the text that talks about it."
     def __init__(self, seed: int = 0, n_entities: int = 120, n_rare: int = 300, zipf_a: float = 1.1):
-        if not isinstance(n_entities, int) or not 2 <= n_entities <= len(FIRST) * len(LAST):
-            raise ValueError(f"n_entities must be an int in [2, {len(FIRST) * len(LAST)}], got {n_entities!r}")
-        if n_rare < 1: raise ValueError(f"n_rare must be >= 1, got {n_rare}")
+        seed = check_int("seed", seed)
+        n_entities = check_int("n_entities", n_entities, lo=2, hi=len(FIRST) * len(LAST))
+        n_rare = check_int("n_rare", n_rare, lo=1, hi=MAX_RARE)
+        zipf_a = check_float("zipf_a", zipf_a, lo=0, lo_open=True)      # rank r has weight r ** -zipf_a
         self.seed, self.n_entities = seed, n_entities
         rng = random.Random(seed)
         names = [(f, l) for f in FIRST for l in LAST]
@@ -174,7 +189,7 @@ class World:
         return {"sentiment": sentiment, "topic": topic, "person": pid}
 
     def _arith_problem(self, rng, n_steps: int, digits: int, ops) -> tuple[int, list]:
-        "A start number and (op, operand) pairs; '-' never goes below zero and '*' takes a one-digit operand."
+        "A start number and (op, operand) pairs applied left to right; '-' never goes below zero, '*' takes a one-digit operand."
         lo, hi = (10 ** (digits - 1) if digits > 1 else 0), 10 ** digits - 1
         a = rng.randint(lo, hi); cur = a; operands = []
         for _ in range(n_steps):
@@ -216,19 +231,40 @@ class World:
 # %% ../nbs/02_world.ipynb #07559cdc
 DEFAULT_MIX = {"story": 0.35, "facts": 0.35, "arith": 0.25, "rare": 0.05}
 
+MAX_DIGITS = 100          # operands of up to 100 digits (Python refuses to print ints of more than 4,300)
+
 def _check_mix(mix):
-    if not isinstance(mix, dict) or not mix: raise ValueError(f"mix must be a non-empty dict of kind -> weight, got {mix!r}")
+    if not isinstance(mix, dict): raise TypeError(f"mix must be a dict of kind -> weight, got {type(mix).__name__}")
+    if not mix: raise ValueError(f"mix must name at least one kind of {list(DEFAULT_MIX)}, got {{}}")
     bad = set(mix) - set(DEFAULT_MIX)
-    if bad: raise ValueError(f"unknown document kinds {sorted(bad)}; kinds are {list(DEFAULT_MIX)}")
-    if any(w < 0 for w in mix.values()) or sum(mix.values()) <= 0: raise ValueError(f"mix weights must be >= 0 and not all 0, got {mix}")
+    if bad: raise ValueError(f"mix has unknown document kinds {sorted(bad, key=str)}; kinds are {list(DEFAULT_MIX)}")
+    for k, w in mix.items(): check_float(f"mix[{k!r}]", w, lo=0)
+    if sum(mix.values()) <= 0: raise ValueError(f"mix weights must not all be 0, got {mix}")
+
+def _check_range(name: str, value, lo: int, hi: int | None = None) -> tuple[int, int]:
+    "A (min, max) pair of ints with lo <= min <= max (<= hi), or an error naming `name`."
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a (min, max) pair of ints, got {value!r}")
+    a, b = (check_int(f"{name}[{i}]", v, lo=lo, hi=hi) for i, v in enumerate(value))
+    if a > b: raise ValueError(f"{name} must have min <= max, got {tuple(value)}")
+    return a, b
+
+def _check_ops(name: str, ops) -> tuple:
+    "A non-empty sequence of arithmetic operators among OPS."
+    if not isinstance(ops, (tuple, list, str)): raise TypeError(f"{name} must be a tuple of operators among {list(OPS)}, got {ops!r}")
+    if not ops or not all(isinstance(o, str) and o in OPS for o in ops):
+        raise ValueError(f"{name} must be a non-empty subset of {list(OPS)}, got {ops!r}")
+    return tuple(ops)
 
 def _corpus(self, n_docs: int, seed: int = 0, mix: dict | None = None, error_rate: float = 0.0,
             arith_steps: tuple[int, int] = (1, 2), arith_digits: int = 2, arith_ops: Sequence[str] = ("+", "-", "*"),
             story_len: tuple[int, int] = (2, 4), facts_per_doc: tuple[int, int] = (2, 4)) -> list[Doc]:
     "`n_docs` documents mixing stories (sentiment, topic), facts, step-by-step arithmetic and a Zipfian rare-word tail."
-    if not isinstance(n_docs, int) or n_docs < 0: raise ValueError(f"n_docs must be an int >= 0, got {n_docs!r}")
-    if not 0 <= error_rate <= 1: raise ValueError(f"error_rate must be in [0, 1], got {error_rate}")
-    if not set(arith_ops) <= set(OPS): raise ValueError(f"arith_ops must be among {list(OPS)}, got {arith_ops}")
+    n_docs = check_int("n_docs", n_docs, lo=0); check_int("seed", seed)
+    check_float("error_rate", error_rate, lo=0, hi=1)
+    _check_ops("arith_ops", arith_ops); _check_range("arith_steps", arith_steps, 1)
+    check_int("arith_digits", arith_digits, lo=1, hi=MAX_DIGITS)
+    _check_range("story_len", story_len, 1); _check_range("facts_per_doc", facts_per_doc, 1, 4)
     mix = DEFAULT_MIX if mix is None else mix
     _check_mix(mix)
     rng = random.Random(f"{self.seed}/{seed}/corpus")
@@ -268,12 +304,13 @@ World.corpus = _corpus
 # %% ../nbs/02_world.ipynb #ceee8842
 def label_sentiment(sentence: str) -> str:
     "The world's exact sentiment label of a sentence: 'happy' or 'sad' by its sentiment words, 'mixed', or 'neutral'."
+    if not isinstance(sentence, str): raise TypeError(f"sentence must be a str, got {type(sentence).__name__}")
     found = {SENTIMENT_WORDS[w] for w in sentence.split() if w in SENTIMENT_WORDS}
     return "mixed" if len(found) > 1 else (found.pop() if found else "neutral")
 
 def _sentiment_pairs(self, n: int, seed: int = 0) -> list[tuple[str, str]]:
     "`n` (happy, sad) story sentences identical except for the sentiment word."
-    if not isinstance(n, int) or n < 0: raise ValueError(f"n must be an int >= 0, got {n!r}")
+    check_int("n", n, lo=0); check_int("seed", seed)
     rng = random.Random(f"{self.seed}/{seed}/pairs")
     out = []
     for _ in range(n):
@@ -288,10 +325,10 @@ World.sentiment_pairs = _sentiment_pairs
 
 def _fact_queries(self, n: int, direction: str = "forward", relation: str = "city", seed: int = 0) -> list[Task]:
     "`n` fact questions with exact answers: forward ('ada ford lives in' -> city) or reverse ('X 's child is' -> name)."
-    if direction not in ("forward", "reverse"): raise ValueError(f"direction must be 'forward' or 'reverse', got {direction!r}")
-    if relation not in ("city", "job", "colour", "parent"): raise ValueError(f"relation must be city, job, colour or parent, got {relation!r}")
-    if direction == "reverse" and relation != "parent": raise ValueError("reverse queries exist for relation='parent' only")
-    if not isinstance(n, int) or n < 0: raise ValueError(f"n must be an int >= 0, got {n!r}")
+    check_choice("direction", direction, ("forward", "reverse"))
+    check_choice("relation", relation, ("city", "job", "colour", "parent"))
+    if direction == "reverse" and relation != "parent": raise ValueError(f"reverse queries exist for relation='parent' only, got relation={relation!r}")
+    check_int("n", n, lo=0); check_int("seed", seed)
     rng = random.Random(f"{self.seed}/{seed}/facts")
     out = []
     for _ in range(n):
@@ -309,12 +346,10 @@ World.fact_queries = _fact_queries
 
 def _arithmetic_tasks(self, n: int, steps: int | tuple[int, int] = 1, digits: int = 2, ops: Sequence[str] = ("+",),
                       seed: int = 0) -> list[Task]:
-    "`n` arithmetic problems 'calc 12 + 35 :' whose completion must end in 'answer 47'; checked exactly."
-    if not isinstance(n, int) or n < 0: raise ValueError(f"n must be an int >= 0, got {n!r}")
-    if digits < 1: raise ValueError(f"digits must be >= 1, got {digits}")
-    if not set(ops) <= set(OPS) or not ops: raise ValueError(f"ops must be a non-empty subset of {list(OPS)}, got {ops}")
-    lo, hi = (steps, steps) if isinstance(steps, int) else steps
-    if lo < 1 or hi < lo: raise ValueError(f"steps must be >= 1 (or a (min, max) range), got {steps}")
+    "`n` problems 'calc 12 + 35 :' (operations apply left to right, step by step) whose completion must end in 'answer 47'."
+    check_int("n", n, lo=0); check_int("seed", seed); check_int("digits", digits, lo=1, hi=MAX_DIGITS); _check_ops("ops", ops)
+    if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool): lo = hi = check_int("steps", steps, lo=1)
+    else: lo, hi = _check_range("steps", steps, 1)
     rng = random.Random(f"{self.seed}/{seed}/arith-tasks")
     out = []
     for _ in range(n):
@@ -329,6 +364,12 @@ World.arithmetic_tasks = _arithmetic_tasks
 class Tokenizer:
     "Word-level tokenizer over the world's vocabulary: words and punctuation are tokens, numbers split into digits."
     def __init__(self, vocab: Sequence[str], strict: bool = True):
+        if not isinstance(vocab, (list, tuple)): raise TypeError(f"vocab must be a list of words, got {type(vocab).__name__}")
+        if not vocab: raise ValueError("vocab is empty: give the words to number (e.g. World(...).vocabulary)")
+        for i, w in enumerate(vocab):
+            if not isinstance(w, str): raise TypeError(f"vocab[{i}] must be a str, got {w!r} ({type(w).__name__})")
+            if len(w.split()) != 1 or w != w.strip(): raise ValueError(f"vocab[{i}] must be one word without spaces, got {w!r}")
+        if not isinstance(strict, bool): raise TypeError(f"strict must be a bool, got {strict!r}")
         self.itos = list(SPECIALS) + [w for w in vocab if w not in SPECIALS]
         if len(set(self.itos)) != len(self.itos): raise ValueError("vocab has duplicate entries")
         self.stoi = {w: i for i, w in enumerate(self.itos)}
@@ -338,6 +379,7 @@ class Tokenizer:
     @classmethod
     def from_world(cls, world: World, strict: bool = True) -> "Tokenizer":
         "The tokenizer of `world`'s vocabulary plus the specials <pad> <bos> <eos> <mask> <unk>."
+        if not isinstance(world, World): raise TypeError(f"world must be a World, got {type(world).__name__}")
         return cls(world.vocabulary, strict)
 
     @property
@@ -348,6 +390,7 @@ class Tokenizer:
     @staticmethod
     def split(text: str) -> list[str]:
         "Text -> token strings: split on spaces, then numbers into single digits."
+        if not isinstance(text, str): raise TypeError(f"text must be a str, got {type(text).__name__}")
         out = []
         for w in text.split():
             if w.isdigit() and len(w) > 1: out.extend(w)
@@ -369,11 +412,21 @@ class Tokenizer:
 
     def decode(self, ids: Sequence[int], skip_special: bool = False) -> str:
         "Text of token `ids` (digits glued back into numbers); `skip_special` drops <pad>, <bos>, <eos>."
+        if isinstance(ids, (torch.Tensor, np.ndarray)):
+            if ids.ndim > 1: raise ValueError(f"ids must be 1-D (one sequence), got shape {tuple(ids.shape)}")
+            ints = (ids.dtype != torch.bool and not ids.is_floating_point() and not ids.is_complex()) if isinstance(ids, torch.Tensor) else ids.dtype.kind in "iu"
+            if not ints: raise TypeError(f"ids must hold integer token ids, got dtype {ids.dtype}")
+            ids = ids.reshape(-1).tolist()
+        elif isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+            raise TypeError(f"ids must be a list of integer token ids, got {type(ids).__name__}")
         n = self.vocab_size
         toks = []
-        for i in ids:
+        for k, i in enumerate(ids):
+            if isinstance(i, torch.Tensor) and i.dim() == 0 and not i.is_floating_point() and i.dtype != torch.bool: i = i.item()
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+                raise TypeError(f"ids[{k}] must be an integer token id, got {i!r} ({type(i).__name__})")
             i = int(i)
-            if not 0 <= i < n: raise ValueError(f"token id {i} is out of range for vocab_size {n}")
+            if not 0 <= i < n: raise ValueError(f"ids[{k}] = {i}: token id out of range for vocab_size {n}")
             if skip_special and i in (self.pad_id, self.bos_id, self.eos_id): continue
             toks.append(self.itos[i])
         return detokenize(toks)
@@ -391,12 +444,23 @@ class LMData:
     sentiment: torch.Tensor  # (N, ctx_len) SENTIMENTS index of the sentence each y token is in
     kind: torch.Tensor       # (N, ctx_len) index into ('special', 'story', 'facts', 'arith', 'rare')
 
+    def __post_init__(self):
+        for name in ("x", "y", "tags", "sentiment", "kind"):
+            v = getattr(self, name)
+            if not isinstance(v, torch.Tensor) or v.dtype != torch.long or v.dim() != 2:
+                got = f"{v.dtype} tensor of shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else type(v).__name__
+                raise TypeError(f"LMData: {name} must be a 2-D torch.long tensor (N, ctx_len), got {got}")
+            if v.shape != self.x.shape: raise ValueError(f"LMData: {name} has shape {tuple(v.shape)} but x has {tuple(self.x.shape)}")
+
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
     def __iter__(self): return (self[i] for i in range(len(self)))
 
     def batch(self, batch_size: int, generator: torch.Generator | None = None):
         "A random batch (x, y) of `batch_size` windows."
+        check_int("batch_size", batch_size, lo=1)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         i = torch.randint(len(self.x), (batch_size,), generator=generator)
         return self.x[i], self.y[i]
 
@@ -404,8 +468,16 @@ KINDS = ("special", "story", "facts", "arith", "rare")
 
 def dataset(tokenizer: Tokenizer, docs: Sequence[Doc], ctx_len: int) -> LMData:
     "Concatenate `<bos> doc <eos>` token streams and cut them into (x, y) windows of `ctx_len`, with aligned labels."
-    if not isinstance(ctx_len, int) or ctx_len < 2: raise ValueError(f"ctx_len must be an int >= 2, got {ctx_len!r}")
+    if not isinstance(tokenizer, Tokenizer): raise TypeError(f"tokenizer must be a Tokenizer, got {type(tokenizer).__name__}")
+    if not isinstance(docs, (list, tuple)): raise TypeError(f"docs must be a list of Doc, got {type(docs).__name__}")
+    check_int("ctx_len", ctx_len, lo=2)
     if len(docs) == 0: raise ValueError("docs is empty")
+    for j, d in enumerate(docs):
+        if not isinstance(d, Doc): raise TypeError(f"docs[{j}] must be a Doc, got {type(d).__name__}")
+        if not len(d.tokens) == len(d.tags) == len(d.sentence):
+            raise ValueError(f"docs[{j}]: tokens, tags and sentence must have one entry per token, got lengths "
+                             f"{len(d.tokens)}, {len(d.tags)}, {len(d.sentence)}")
+        if d.kind not in KINDS[1:]: raise ValueError(f"docs[{j}].kind must be one of {KINDS[1:]}, got {d.kind!r}")
     ids, tags, sent, kinds = [], [], [], []
     stoi, sp = tokenizer.stoi, TAG_ID["SPECIAL"]
     for d in docs:

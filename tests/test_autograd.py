@@ -246,11 +246,11 @@ W = Tensor(np.ones((3, 4)), requires_grad=True)
     (lambda: W @ Tensor(2.0), ValueError, "at least 1 dimension"),
     (lambda: W + np.ones(3), ValueError, "shapes (3, 4) and (3,) do not broadcast"),
     (lambda: W * Tensor(np.ones((2, 4))), ValueError, "mul: shapes (3, 4) and (2, 4)"),
-    (lambda: (W * 2).backward(), RuntimeError, "needs a one-element Tensor, but this one has shape (3, 4)"),
+    (lambda: (W * 2).backward(), ValueError, "needs a one-element Tensor, but this one has shape (3, 4)"),
     (lambda: (W * 2).backward(np.ones(4)), ValueError, "grad has shape (4,) but the Tensor has shape (3, 4)"),
     (lambda: Tensor([1.0]).backward(), RuntimeError, "does not require grad"),
-    (lambda: cross_entropy(W, [0, 1, 4]), IndexError, "targets must lie in [0, 4) for logits of shape (3, 4)"),
-    (lambda: cross_entropy(W, [0, -1, 2]), IndexError, "got values from -1 to 2"),
+    (lambda: cross_entropy(W, [0, 1, 4]), ValueError, "targets must lie in [0, 4) for logits of shape (3, 4)"),
+    (lambda: cross_entropy(W, [0, -1, 2]), ValueError, "got values from -1 to 2"),
     (lambda: cross_entropy(W, [0, 1]), ValueError, "targets must have shape (3,) for logits of shape (3, 4), got (2,)"),
     (lambda: cross_entropy(W, [0.0, 1.0, 2.0]), TypeError, "integer class indices"),
     (lambda: cross_entropy(Tensor(np.ones(4)), [0]), ValueError, "logits must be a Tensor of shape (N, C), got shape (4,)"),
@@ -267,9 +267,9 @@ W = Tensor(np.ones((3, 4)), requires_grad=True)
     (lambda: Tensor([1.0], dtype=np.int32), TypeError, "dtype must be float64 or float32"),
     (lambda: Tensor([1.0, 2.0]).item(), ValueError, "one-element Tensor, got shape (2,)"),
     (lambda: ag.Linear(3, 2)(np.ones((4, 5))), ValueError, "Linear(3, 2) expects x of shape (..., 3), got x of shape (4, 5)"),
-    (lambda: ag.Linear(0, 2), ValueError, "in_features must be a positive int, got 0"),
+    (lambda: ag.Linear(0, 2), ValueError, "Linear: in_features must be an int >= 1, got 0"),
     (lambda: ag.MLP([3]), ValueError, "at least an input and an output"),
-    (lambda: ag.MLP([3, 2], "gelu"), ValueError, "activation must be 'relu' or 'tanh', got 'gelu'"),
+    (lambda: ag.MLP([3, 2], "gelu"), ValueError, "MLP: activation must be one of 'relu', 'tanh'; got 'gelu'"),
     (lambda: ag.Embedding(4, 2)(np.array([[0, 4]])), IndexError, "idx of shape (1, 2) must lie in [0, 4), got values from 0 to 4"),
     (lambda: ag.Embedding(4, 2)(np.array([0.5])), TypeError, "idx must hold integers"),
     (lambda: ag.SGD([], lr=0.1), ValueError, "params is empty"),
@@ -280,15 +280,17 @@ W = Tensor(np.ones((3, 4)), requires_grad=True)
     (lambda: ag.Adam([W], eps=0), ValueError, "eps must be > 0"),
     (lambda: ag.Adam([W], weight_decay=-1), ValueError, "weight_decay must be >= 0"),
     (lambda: ag.unbroadcast(np.ones((2, 3)), (4,)), ValueError, "not a broadcast of shape (4,)"),
-    (lambda: ag.trace_backward(W.sum() * W[0, 0] + W[0].sum()), ValueError, "needs a graph of scalars"),
+    (lambda: ag.trace_backward(W.sum() * W[0, 0] + W[0].sum()), ValueError, "root must be computed from scalars only"),
     (lambda: ag.trace_backward(Tensor(1.0)), ValueError, "does not require grad"),
-    (lambda: ag.blas_threads(0), ValueError, "n must be a positive int"),
+    (lambda: ag.blas_threads(0), ValueError, "n must be an int >= 1, got 0"),
 ])
 def test_errors_name_what_was_wrong(call, exc, msg):
     with pytest.raises(exc) as info: call()
     assert msg in str(info.value), str(info.value)
 
 def test_blas_threads_roundtrip():
+    from llmlab import lab
+    assert ag.blas_threads is lab.blas_threads            # the thread set-up lives in 00_lab; still importable from here
     n = ag.blas_threads()
     if n is None: pytest.skip("numpy's BLAS is not OpenBLAS here")
     assert ag.blas_threads(1) == 1
@@ -316,3 +318,169 @@ def test_concat_and_cross_entropy_random(n, c, scale, seed, axis):
     parts = [r.standard_normal(s) for s in shapes]
     ours, theirs = both(lambda L, *ps: concat(list(ps), axis) if L is ag else torch.cat(list(ps), axis), *parts)
     for o, t in zip(ours, theirs): assert rel_err(o, t) < 1e-8
+
+# ---- bad input: every public function, wrong types, NaN/inf, empty, zero, wrong shapes -------------------------------
+
+P = Tensor([1.0, 2.0], requires_grad=True)
+NAN, INF = float("nan"), float("inf")
+
+def _nan_in_backward():
+    x = Tensor([0.0], requires_grad=True)
+    y = (x ** 0.5) * 0.0                               # forward 0; backward 0 * inf in the pow rule
+    try: y.sum().backward()
+    finally: assert x.grad is None                     # nothing was accumulated before the error
+    
+def _step_with(grad, opt):
+    p = Tensor([1.0, 2.0], requires_grad=True); p.grad = np.array(grad)
+    try: opt([p]).step()
+    finally: np.testing.assert_array_equal(p.data, [1.0, 2.0])     # refused before any update
+
+BAD_INPUT = [
+    # data entering the engine
+    (lambda: Tensor([1.0, NAN]), ValueError, "1 NaN value(s) out of 2"),
+    (lambda: Tensor([1.0], requires_grad="yes"), TypeError, "requires_grad must be a bool, got 'yes'"),
+    (lambda: Tensor(None), TypeError, "got dtype object"),
+    (lambda: Tensor([[1, 2], [3]]), ValueError, "data must be a number or a rectangular (non-ragged) array"),
+    (lambda: ag.SGD(None, lr=0.1), TypeError, "SGD: params must be a list of Tensors (model.parameters()), got NoneType"),
+    (lambda: ag.MLP(None), TypeError, "MLP: sizes must be a list"),
+    (lambda: ag.Linear(3, 3, dtype="bogus"), TypeError, "dtype must be float64 or float32, got 'bogus'"),
+    (lambda: ag.gradcheck(lambda T, x: x, np.ones(2), h=NAN), ValueError, "h must be a finite number, got nan"),
+    (lambda: ag.trace_backward(Tensor([1.0, 2.0], requires_grad=True) * 2), ValueError, "root must be computed from scalars only"),
+    (lambda: Tensor([1 + 2j]), TypeError, "got dtype complex128"),
+    (lambda: Tensor([1.0], dtype="bogus"), TypeError, "dtype must be float64 or float32"),
+    (lambda: Tensor([1.0], dtype=np.float16), TypeError, "dtype must be float64 or float32, got dtype('float16')"),
+    (lambda: len(Tensor(1.0)), TypeError, "len() of a 0-d Tensor"),
+    (lambda: (P * 2).backward(np.full(2, NAN)), ValueError, "grad has 2 NaN value(s)"),
+    (lambda: (P * 2).backward("ab"), TypeError, "grad must hold"),
+    # operands of the wrong kind
+    (lambda: P + None, TypeError, "add: cannot combine a Tensor with NoneType"),
+    (lambda: P * "a", TypeError, "mul: cannot combine a Tensor with str"),
+    (lambda: "a" - P, TypeError, "sub: cannot combine a Tensor with str"),
+    (lambda: P @ {"a": 1}, TypeError, "matmul: cannot combine a Tensor with dict"),
+    (lambda: P ** None, TypeError, "pow: cannot combine a Tensor with NoneType"),
+    (lambda: ag.add(None, None), TypeError, "add: expected a Tensor (or a number or array), got NoneType"),
+    (lambda: ag.neg("x"), TypeError, "neg: expected a Tensor"),
+    (lambda: ag.tsum(object()), TypeError, "sum: expected a Tensor"),
+    (lambda: softmax("abc"), TypeError, "softmax: expected a Tensor"),
+    (lambda: cross_entropy(None, [0]), TypeError, "cross_entropy: expected a Tensor"),
+    # operations that would make NaN out of numbers without NaN
+    (lambda: Tensor([-1.0, 1.0]).log(), FloatingPointError, "log: produced 1 NaN value(s)"),
+    (lambda: Tensor([-8.0]) ** 0.5, FloatingPointError, "pow: produced 1 NaN"),
+    (lambda: Tensor([INF]) - Tensor([INF]), FloatingPointError, "sub: produced 1 NaN"),
+    (lambda: Tensor([0.0]) / Tensor([0.0]), FloatingPointError, "div: produced 1 NaN"),
+    (lambda: Tensor([0.0]) * INF, FloatingPointError, "mul: produced 1 NaN"),
+    (lambda: Tensor([[INF, -INF]]).sum(), FloatingPointError, "sum: produced 1 NaN"),
+    (_nan_in_backward, FloatingPointError, "backward through pow"),
+    # axes, shapes and indices of the wrong kind
+    (lambda: W.sum(axis=1.5), TypeError, "sum: axis must be None, an int or a tuple of ints, got 1.5"),
+    (lambda: W.mean(axis="0"), TypeError, "mean: axis must be None"),
+    (lambda: W.max(axis=True), TypeError, "max: axis must be None"),
+    (lambda: W.reshape(2.0, 6), TypeError, "reshape: shape entries must be ints, got (2.0, 6)"),
+    (lambda: W.reshape(-1, -1), ValueError, "cannot reshape a Tensor of shape (3, 4)"),
+    (lambda: W.transpose("a", 0), TypeError, "transpose: axes must be ints"),
+    (lambda: W.transpose(0, 5), ValueError, "not a permutation"),
+    (lambda: W.transpose(0, 1, 2), ValueError, "not a permutation"),
+    (lambda: W["a"], IndexError, "does not fit a Tensor of shape (3, 4)"),
+    (lambda: softmax(W, 1.0), TypeError, "softmax: axis must be an int, got 1.0"),
+    (lambda: log_softmax(W, -3), ValueError, "log_softmax: axis -3 is out of range"),
+    (lambda: softmax(Tensor([[INF, 0.0]])), ValueError, "softmax: the input has +inf values"),
+    (lambda: log_softmax(Tensor([[INF, 0.0]])), ValueError, "log_softmax: the input has +inf"),
+    (lambda: cross_entropy(Tensor([[INF, 0.0]]), [0]), ValueError, "cross_entropy: the input has +inf"),
+    (lambda: concat(W), TypeError, "concat: tensors must be a list or tuple of Tensors, got Tensor"),
+    (lambda: concat([W, W], axis="0"), TypeError, "concat: axis must be an int"),
+    (lambda: concat([W, None]), TypeError, "concat: expected a Tensor"),
+    (lambda: cross_entropy(W, ["a", "b", "c"]), TypeError, "integer class indices, got dtype <U1"),
+    (lambda: cross_entropy(W, [[0, 1, 2]]), ValueError, "targets must have shape (3,)"),
+    (lambda: cross_entropy(Tensor(np.ones((2, 0))), [0, 0]), ValueError, "targets must lie in [0, 0)"),
+    (lambda: ag.unbroadcast(np.ones(3), 3), TypeError, "shape must be a tuple of non-negative ints, got 3"),
+    (lambda: ag.unbroadcast(np.ones(3), (-1,)), TypeError, "shape must be a tuple of non-negative ints"),
+    # layers
+    (lambda: ag.Linear(2.0, 3), TypeError, "Linear: in_features must be an int, got 2.0"),
+    (lambda: ag.Linear(3, -2), ValueError, "Linear: out_features must be an int >= 1, got -2"),
+    (lambda: ag.Linear(3, 2, rng="x"), TypeError, "Linear: rng must be a numpy Generator"),
+    (lambda: ag.Linear(3, 2, dtype=np.int32), TypeError, "dtype must be float64 or float32"),
+    (lambda: ag.Linear(3, 2)(np.array([[NAN, 0, 0]])), ValueError, "NaN"),
+    (lambda: ag.Linear(3, 2)("abc"), TypeError, "Linear: expected a Tensor"),
+    (lambda: ag.Linear(3, 2)(np.ones(())), ValueError, "expects x of shape (..., 3), got x of shape ()"),
+    (lambda: ag.MLP(5), TypeError, "MLP: sizes must be a list"),
+    (lambda: ag.MLP([3, 0, 2]), ValueError, "Linear: out_features must be an int >= 1, got 0"),
+    (lambda: ag.MLP([3, 2.5]), TypeError, "out_features must be an int, got 2.5"),
+    (lambda: ag.MLP([3, 2], None), ValueError, "MLP: activation must be one of 'relu', 'tanh'"),
+    (lambda: ag.Embedding(0, 2), ValueError, "Embedding: num_embeddings must be an int >= 1, got 0"),
+    (lambda: ag.Embedding(4, 2, rng=0), TypeError, "Embedding: rng must be a numpy Generator"),
+    (lambda: ag.Embedding(4, 2)(np.array([True])), TypeError, "idx must hold integers"),
+    # optimisers
+    (lambda: ag.SGD([P], lr=NAN), ValueError, "SGD: lr must be a finite number, got nan"),
+    (lambda: ag.SGD([P], lr=INF), ValueError, "SGD: lr must be a finite number, got inf"),
+    (lambda: ag.SGD([P], lr="0.1"), TypeError, "SGD: lr must be a number, got '0.1'"),
+    (lambda: ag.SGD([P], lr=0.1, momentum=NAN), ValueError, "SGD: momentum must be a finite number"),
+    (lambda: ag.SGD(P, lr=0.1), TypeError, "params must be a list of Tensors (model.parameters()), got one Tensor"),
+    (lambda: ag.SGD([P, P], lr=0.1), ValueError, "lists a Tensor more than once"),
+    (lambda: ag.SGD(ag.Module().parameters(), lr=0.1), ValueError, "params is empty"),
+    (lambda: ag.Adam([P], weight_decay=NAN), ValueError, "Adam: weight_decay must be a finite number, got nan"),
+    (lambda: ag.Adam([P], betas=(0.9, NAN)), ValueError, "Adam: betas[1] must be a finite number"),
+    (lambda: ag.Adam([P], betas=0.9), ValueError, "betas must be two numbers in [0, 1), got 0.9"),
+    (lambda: ag.Adam([P], eps=INF), ValueError, "Adam: eps must be a finite number"),
+    (lambda: ag.Adam([P], lr=-1e-3), ValueError, "Adam: lr must be > 0"),
+    (lambda: _step_with([INF, 0.0], lambda p: ag.Adam(p)), FloatingPointError, "Adam.step: params[0] (shape (2,)) has a non-finite gradient"),
+    (lambda: _step_with([0.0, -INF], lambda p: ag.SGD(p, lr=0.1)), FloatingPointError, "no parameter was updated"),
+    # the checker and the widget trace
+    (lambda: ag.gradcheck(5, np.ones(2)), TypeError, "gradcheck: fn must be a function"),
+    (lambda: ag.gradcheck(lambda T, x: x), ValueError, "give at least one input array"),
+    (lambda: ag.gradcheck(lambda T, x: x, np.ones(2), h=0), ValueError, "h must be > 0"),
+    (lambda: ag.gradcheck(lambda T, x: x, np.ones(2), seed=-1), ValueError, "seed must be an int >= 0"),
+    (lambda: ag.gradcheck(lambda T, x: 3.0, np.ones(2)), TypeError, "must return a Tensor, got float"),
+    (lambda: ag.gradcheck(lambda T, x: x, np.array([NAN])), ValueError, "arrays[0] has 1 NaN"),
+    (lambda: ag.gradcheck(lambda T, x: x, np.array(["a"])), TypeError, "arrays[0] must hold"),
+    (lambda: ag.trace_backward("x"), TypeError, "trace_backward: root must be a Tensor"),
+]
+
+@pytest.mark.parametrize("call,exc,msg", BAD_INPUT, ids=[m[:40] for _, _, m in BAD_INPUT])
+def test_bad_input_is_refused_with_a_clear_message(call, exc, msg):
+    with pytest.raises(exc) as info: call()
+    assert msg in str(info.value), str(info.value)
+
+def test_fully_masked_rows_give_zeros_not_nan():
+    "The lab's rule for a row with every entry masked (-inf): softmax 0 with zero gradient, log_softmax -inf."
+    x = Tensor([[0.5, -INF, 1.0], [-INF, -INF, -INF]], requires_grad=True)
+    s = softmax(x); s.backward(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(s.data[1], 0)
+    np.testing.assert_allclose(s.data[0], torch.softmax(torch.tensor([[0.5, -INF, 1.0]], dtype=torch.float64), -1)[0].numpy(), rtol=1e-15)
+    assert np.isfinite(x.grad).all() and not x.grad[1].any()
+    np.testing.assert_array_equal(log_softmax(x).data[1], -INF)
+    assert np.isfinite(log_softmax(x).data[0, [0, 2]]).all()
+
+def test_empty_batch_loss_is_zero_with_zero_gradient():
+    z = Tensor(np.zeros((0, 5)), requires_grad=True)
+    loss = cross_entropy(z, np.zeros(0, dtype=int)); loss.backward()
+    assert loss.item() == 0.0 and z.grad.shape == (0, 5)
+    assert cross_entropy(Tensor(np.zeros((0, 3))), []).item() == 0.0
+
+def test_target_with_probability_zero_gives_inf_not_nan():
+    "A target whose logit is -inf has probability 0: the loss is +inf (as in torch), its gradient finite."
+    z = Tensor([[0.0, -INF], [1.0, 2.0]], requires_grad=True)
+    loss = cross_entropy(z, [1, 0]); loss.backward()
+    assert loss.item() == INF and np.isfinite(z.grad).all()
+    assert torch.nn.functional.cross_entropy(torch.tensor(z.data), torch.tensor([1, 0])).item() == INF
+
+def test_inf_is_allowed_and_huge_values_stay_finite_where_math_allows():
+    assert Tensor([-INF, 1e308]).shape == (2,)
+    assert (Tensor([1e308]) * 10).data[0] == INF               # overflow is inf, as in numpy and torch
+    z = Tensor([[1e300, -1e300, 0.0]]); assert np.isfinite(log_softmax(z).data[0, [0, 2]]).all()
+    assert ag.Embedding(4, 2)(np.array([], dtype=int)).shape == (0, 2)
+    assert ag.Linear(3, 2)(np.ones((0, 3))).shape == (0, 2)
+
+@settings(**SETTINGS)
+@given(rows=st.integers(1, 5), cols=st.integers(1, 6), seed=st.integers(0, 2**31 - 1), p=st.floats(0, 1))
+def test_random_masks_softmax_matches_torch_and_dead_rows_are_zero(rows, cols, seed, p):
+    r = np.random.default_rng(seed)
+    z = r.standard_normal((rows, cols)); z[r.random((rows, cols)) < p] = -INF
+    g = r.standard_normal((rows, cols))
+    t = Tensor(z, requires_grad=True); s = softmax(t); s.backward(g)
+    dead = np.isneginf(z).all(1)
+    assert np.isfinite(s.data).all() and np.isfinite(t.grad).all()
+    assert not s.data[dead].any() and not t.grad[dead].any()
+    if (~dead).any():
+        tz = torch.tensor(z[~dead], requires_grad=True); ts = torch.softmax(tz, -1); ts.backward(torch.tensor(g[~dead]))
+        np.testing.assert_allclose(s.data[~dead], ts.detach().numpy(), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(t.grad[~dead], tz.grad.numpy(), rtol=1e-10, atol=1e-12)
