@@ -8,7 +8,7 @@ import contextlib, math, random
 from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
-from .lab import HAS_WIDGETS, LabWidget, widget_esm, progress
+from .lab import HAS_WIDGETS, LabWidget, widget_esm, progress, check_int, check_float, check_choice, check_tensor
 from .world import label_sentiment, detokenize, TOPICS
 from .gpt import complete, _pad_ids   # batched generation; right-padding of id lists
 
@@ -20,7 +20,8 @@ __all__ = ['READING_METHODS', 'hook_name', 'collect_activations', 'reading_vecto
 # %% ../nbs/41_repe.ipynb #repe-009
 def hook_name(model, layer) -> str:
     "The hook point `layer` names: an int i -> 'blocks.{i}.resid_post'; a str must be one of `model.hook_names`."
-    names = model.hook_names
+    names = getattr(model, "hook_names", None)
+    if names is None: raise TypeError(f"model must be a llmlab GPT with hook points, got {type(model).__name__}")
     if isinstance(layer, bool) or not isinstance(layer, (int, str)):
         raise TypeError(f"layer must be an int (block index) or a hook name str, got {type(layer).__name__} {layer!r}")
     if isinstance(layer, int):
@@ -31,18 +32,21 @@ def hook_name(model, layer) -> str:
         raise ValueError(f"unknown hook {layer!r}; hook names look like {names[:4]} (layers 0..{model.config.n_layer - 1})")
     return layer
 
-def _encode_all(texts, tokenizer) -> list[list[int]]:
-    "Token id lists of `texts` (strings need a tokenizer; id lists/tensors pass through)."
+def _encode_all(texts, tokenizer, vocab_size: int | None = None, name: str = "texts") -> list[list[int]]:
+    "Token id lists of `texts` (strings need a tokenizer; id lists/tensors pass through, checked against `vocab_size`)."
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence) or len(texts) == 0:
-        raise ValueError(f"texts must be a non-empty list of strings or token-id lists, got {type(texts).__name__}")
+        raise ValueError(f"{name} must be a non-empty list of strings or token-id lists, got {type(texts).__name__}")
     out = []
     for t in texts:
         if isinstance(t, str):
-            if tokenizer is None: raise ValueError("texts are strings: pass tokenizer= (a llmlab.world.Tokenizer) to encode them")
+            if tokenizer is None or not hasattr(tokenizer, "encode"): raise ValueError(f"{name} are strings: pass tokenizer= (a llmlab.world.Tokenizer) to encode them")
             out.append(tokenizer.encode(t, bos=True))
-        elif isinstance(t, torch.Tensor): out.append([int(i) for i in t.flatten()])
-        else: out.append([int(i) for i in t])
-        if not out[-1]: raise ValueError("texts contains an empty sequence")
+        elif isinstance(t, torch.Tensor) and not t.is_floating_point(): out.append([int(i) for i in t.flatten()])
+        elif isinstance(t, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in t): out.append(list(t))
+        else: raise TypeError(f"each item of {name} must be a str or a list/LongTensor of token ids, got {type(t).__name__} {t!r:.60}")
+        if not out[-1]: raise ValueError(f"{name} contains an empty sequence")
+        if vocab_size is not None and not all(0 <= i < vocab_size for i in out[-1]):
+            raise ValueError(f"{name} contains token ids outside [0, {vocab_size}): {out[-1]!r:.80}")
     return out
 
 # %% ../nbs/41_repe.ipynb #repe-010
@@ -54,7 +58,8 @@ def collect_activations(model, texts, hook_names, position="last", tokenizer=Non
     names = [hook_name(model, h) for h in names]
     if not (position in ("last", "mean", "all") or (isinstance(position, int) and not isinstance(position, bool))):
         raise ValueError(f"position must be 'last', 'mean', 'all' or an int token index, got {position!r}")
-    ids = _encode_all(texts, tokenizer)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    ids = _encode_all(texts, tokenizer, model.config.vocab_size)
     was = model.training; model.eval()
     dev = next(model.parameters()).device
     out = {n: [] for n in names}
@@ -73,7 +78,7 @@ def collect_activations(model, texts, hook_names, position="last", tokenizer=Non
     model.train(was)
     return {n: (v if position == "all" else torch.stack(v)) for n, v in out.items()}
 
-# %% ../nbs/41_repe.ipynb #repe-016
+# %% ../nbs/41_repe.ipynb #e3021c28
 READING_METHODS = ("mean_diff", "pca_diff", "pca_center", "logistic")
 
 def _top_direction(x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +89,7 @@ def _logistic_direction(pos, neg, l2: float = 1e-2, steps: int = 200) -> torch.T
     "Weights of an L2-regularised logistic regression pos (1) vs neg (0) on standardised features, mapped back to a direction."
     x = torch.cat([pos, neg]).double()
     y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).double()
-    mu, sd = x.mean(0), x.std(0).clamp_min(1e-8)
+    mu, sd = x.mean(0), x.std(0).nan_to_num(0.0).clamp_min(1e-8)
     z = (x - mu) / sd
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
@@ -96,6 +101,15 @@ def _logistic_direction(pos, neg, l2: float = 1e-2, steps: int = 200) -> torch.T
     with torch.enable_grad(): opt.step(closure)
     return w.detach() / sd                                          # w.z = (w/sd).x + const
 
+def _acts(name: str, a, d: int | None = None) -> torch.Tensor:
+    "Activations (N, d) as a finite float tensor with N >= 1, else an error naming `name`."
+    try: t = torch.as_tensor(a)
+    except (TypeError, ValueError, RuntimeError): raise TypeError(f"{name} must be an (N, d) tensor of activations, got {type(a).__name__}") from None
+    if t.dim() != 2 or len(t) == 0 or (d is not None and t.shape[1] != d):
+        raise ValueError(f"{name} must be (N, d{'' if d is None else '=' + str(d)}) with N >= 1, got shape {tuple(t.shape)}")
+    return check_tensor(name, t, dtype="float", finite=True).double()
+
+# %% ../nbs/41_repe.ipynb #8a2a8c93
 def reading_vector(acts_pos, acts_neg, method: str = "mean_diff"):
     "Unit direction (d,) separating acts_pos (N, d) from acts_neg (M, d), signed so positives project higher; dicts {name: acts} give {name: direction}."
     if isinstance(acts_pos, dict) or isinstance(acts_neg, dict):
@@ -103,11 +117,10 @@ def reading_vector(acts_pos, acts_neg, method: str = "mean_diff"):
             raise ValueError("acts_pos and acts_neg must both be dicts with the same keys (one entry per layer)")
         return {k: reading_vector(acts_pos[k], acts_neg[k], method) for k in acts_pos}
     if method not in READING_METHODS: raise ValueError(f"unknown method {method!r}; choose one of {READING_METHODS}")
-    pos, neg = torch.as_tensor(acts_pos), torch.as_tensor(acts_neg)
-    if pos.dim() != 2 or neg.dim() != 2 or pos.shape[1] != neg.shape[1]:
+    pos = _acts("acts_pos", acts_pos)
+    neg = _acts("acts_neg", acts_neg)
+    if pos.shape[1] != neg.shape[1]:
         raise ValueError(f"acts_pos and acts_neg must be (N, d) and (M, d) with the same d, got {tuple(pos.shape)} and {tuple(neg.shape)}")
-    if len(pos) < 1 or len(neg) < 1: raise ValueError("need at least one positive and one negative example")
-    pos, neg = pos.double(), neg.double()
     if method == "mean_diff": v = pos.mean(0) - neg.mean(0)
     elif method == "pca_diff":
         if pos.shape != neg.shape: raise ValueError(f"pca_diff needs paired examples (same N): got {len(pos)} positive, {len(neg)} negative")
@@ -122,16 +135,19 @@ def reading_vector(acts_pos, acts_neg, method: str = "mean_diff"):
     if (pos @ v).mean() < (neg @ v).mean(): v = -v                 # sign convention: positives project higher
     return v.float()
 
-# %% ../nbs/41_repe.ipynb #repe-021
+# %% ../nbs/41_repe.ipynb #9c85a5d6
 def _as_unit(model, vector) -> torch.Tensor:
-    v = torch.as_tensor(vector).detach()
+    "The steering vector as a checked (d_model,) tensor (finite, non-zero); despite the name it is not rescaled."
+    try: v = torch.as_tensor(vector).detach()
+    except (TypeError, ValueError, RuntimeError): raise TypeError(f"vector must be a (d_model,) tensor, got {type(vector).__name__}") from None
     d = model.config.d_model
     if v.dim() != 1 or v.numel() != d: raise ValueError(f"vector must have shape (d_model,) = ({d},), got {tuple(v.shape)}")
+    if not v.is_floating_point(): raise TypeError(f"vector must be a float tensor, got dtype {v.dtype}")
     if not torch.isfinite(v).all(): raise ValueError("vector has NaN or inf entries")
-    n = v.double().norm()
-    if n < 1e-12: raise ValueError("vector is zero: a steering direction needs a non-zero norm")
+    if v.double().norm() < 1e-12: raise ValueError("vector is zero: a steering direction needs a non-zero norm")
     return v
 
+# %% ../nbs/41_repe.ipynb #6ce4a41a
 @contextlib.contextmanager
 def steer(model, vector, layer, alpha: float, positions: str = "all", mode: str = "add", prompt_len: int | None = None):
     """Context: add alpha * vector to the residual stream at `layer` (mode='add'), or remove the fraction alpha of its component along vector (mode='project_out').
@@ -140,10 +156,9 @@ def steer(model, vector, layer, alpha: float, positions: str = "all", mode: str 
     (default prompt_len: the length of the first sequence run inside the context, e.g. the prompt given to `generate`)."""
     name = hook_name(model, layer)
     v = _as_unit(model, vector)
-    if mode not in ("add", "project_out"): raise ValueError(f"mode must be 'add' or 'project_out', got {mode!r}")
-    if positions not in ("all", "after_prompt"): raise ValueError(f"positions must be 'all' or 'after_prompt', got {positions!r}")
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha):
-        raise ValueError(f"alpha must be a finite number, got {alpha!r}")
+    check_choice("mode", mode, ("add", "project_out")); check_choice("positions", positions, ("all", "after_prompt"))
+    alpha = check_float("alpha", alpha)
+    if prompt_len is not None: check_int("prompt_len", prompt_len, lo=1)
     state = {"pos": 0, "prompt_len": prompt_len}
 
     def pre(mod, args, kwargs):                                     # where does this forward call start?
@@ -160,8 +175,7 @@ def steer(model, vector, layer, alpha: float, positions: str = "all", mode: str 
             un = u / u.norm()
             delta = -alpha * (x @ un)[..., None] * un              # remove alpha of the component along v
         if positions == "after_prompt":
-            T = x.shape[1]
-            p = state["pos"] + torch.arange(T, device=x.device)
+            p = state["pos"] + torch.arange(x.shape[1], device=x.device)
             delta = delta * (p >= state["prompt_len"] - 1).to(x.dtype)[None, :, None]
         return x + delta
 
@@ -172,28 +186,36 @@ def steer(model, vector, layer, alpha: float, positions: str = "all", mode: str 
     finally:
         if h is not None: h.remove()
 
-# %% ../nbs/41_repe.ipynb #repe-026
+# %% ../nbs/41_repe.ipynb #f6b0de60
+def _scores(v, acts_pos, acts_neg):
+    "Projections of both sets on v (d,), checked: finite, matching d, non-empty."
+    v = torch.as_tensor(v)
+    if v.dim() != 1: raise ValueError(f"v must be a direction of shape (d,), got {tuple(v.shape)}")
+    v = check_tensor("v", v, dtype="float", finite=True).double()
+    return _acts("acts_pos", acts_pos, len(v)) @ v, _acts("acts_neg", acts_neg, len(v)) @ v
+
 def pair_accuracy(v, acts_pos, acts_neg) -> float:
     "Share of held-out pairs (pos_i, neg_i) with pos_i . v > neg_i . v (a tie counts one half)."
-    v = torch.as_tensor(v).double()
-    a, b = torch.as_tensor(acts_pos).double() @ v, torch.as_tensor(acts_neg).double() @ v
+    a, b = _scores(v, acts_pos, acts_neg)
     if a.shape != b.shape: raise ValueError(f"pair_accuracy needs paired sets of equal size, got {len(a)} and {len(b)}")
     return float(((a > b).double() + 0.5 * (a == b).double()).mean())
 
 def threshold_accuracy(v, train_pos, train_neg, acts_pos, acts_neg) -> float:
     "Accuracy of classifying each held-out example alone: positive iff x . v exceeds the midpoint of the training class means."
-    v = torch.as_tensor(v).double()
-    thr = 0.5 * ((torch.as_tensor(train_pos).double() @ v).mean() + (torch.as_tensor(train_neg).double() @ v).mean())
-    a, b = torch.as_tensor(acts_pos).double() @ v, torch.as_tensor(acts_neg).double() @ v
+    tp, tn = _scores(v, train_pos, train_neg)
+    a, b = _scores(v, acts_pos, acts_neg)
+    thr = 0.5 * (tp.mean() + tn.mean())
     return float(torch.cat([(a > thr), (b <= thr)]).double().mean())
 
+# %% ../nbs/41_repe.ipynb #b28e3102
 def evaluate_reading(model, train_pairs, test_pairs, tokenizer=None, hook_names=None, methods=READING_METHODS,
                      position="last") -> dict:
     "Fit a reading vector per method and hook on `train_pairs` [(pos, neg)], score it on `test_pairs`: {'pair_accuracy', 'accuracy', 'vectors'}, each {method: {hook: ...}}."
     for name, pairs in (("train_pairs", train_pairs), ("test_pairs", test_pairs)):
-        if not isinstance(pairs, Sequence) or len(pairs) == 0 or any(len(p) != 2 for p in pairs):
+        if not isinstance(pairs, Sequence) or len(pairs) == 0 or any(not isinstance(p, (tuple, list)) or len(p) != 2 for p in pairs):
             raise ValueError(f"{name} must be a non-empty list of (positive, negative) pairs")
     names = [hook_name(model, h) for h in (hook_names or model.hook_names)]
+    if isinstance(methods, str) or not methods: raise ValueError(f"methods must be a non-empty list of {READING_METHODS}, got {methods!r}")
     bad = [m for m in methods if m not in READING_METHODS]
     if bad: raise ValueError(f"unknown methods {bad}; choose from {READING_METHODS}")
     get = lambda pairs, j: collect_activations(model, [p[j] for p in pairs], names, position, tokenizer)
@@ -209,13 +231,14 @@ def evaluate_reading(model, train_pairs, test_pairs, tokenizer=None, hook_names=
             out["accuracy"][m][n] = 0.5 if v is None else threshold_accuracy(v, trp[n], trn[n], tep[n], ten[n])
     return out
 
-# %% ../nbs/41_repe.ipynb #repe-027
+# %% ../nbs/41_repe.ipynb #e6043521
 def topic_pairs(world, n: int, pos_topic: str = "food", neg_topic: str = "travel", seed: int = 0) -> list[tuple[str, str]]:
     "`n` (pos_topic, neg_topic) story sentences with the same person and sentiment word, differing only in their verb and object."
+    if not hasattr(world, "_story_sentence"): raise TypeError(f"world must be a llmlab.world.World, got {type(world).__name__}")
     for t in (pos_topic, neg_topic):
         if t not in TOPICS: raise ValueError(f"unknown topic {t!r}; topics are {list(TOPICS)}")
     if pos_topic == neg_topic: raise ValueError("pos_topic and neg_topic must differ")
-    if not isinstance(n, int) or n < 0: raise ValueError(f"n must be an int >= 0, got {n!r}")
+    n, seed = check_int("n", n, lo=0), check_int("seed", seed)
     rng = random.Random(f"{world.seed}/{seed}/topic-pairs/{pos_topic}/{neg_topic}")
     out = []
     for _ in range(n):
@@ -230,6 +253,7 @@ def topic_pairs(world, n: int, pos_topic: str = "food", neg_topic: str = "travel
 
 def label_topic(sentence: str) -> str:
     "The world's topic of story text from its '<verb> the <object>' slots: a TOPICS key, 'mixed', or 'none'."
+    if not isinstance(sentence, str): raise TypeError(f"sentence must be a str, got {type(sentence).__name__}")
     w = sentence.split()
     slots = [(w[i - 1], w[i + 1]) for i in range(1, len(w) - 1) if w[i] == "the"]
     found = {t for verb, obj in slots for t, (objs, verbs) in TOPICS.items() if verb in verbs or obj in objs}
@@ -237,6 +261,8 @@ def label_topic(sentence: str) -> str:
 
 def generated_sentence(prompt: str, completion: str) -> str:
     "The sentence being written: the prompt after its last ' .', then the completion up to and including its first ' .'."
+    for name, s in (("prompt", prompt), ("completion", completion)):
+        if not isinstance(s, str): raise TypeError(f"{name} must be a str, got {type(s).__name__}")
     head = prompt.rsplit(" . ", 1)[-1] if " . " in f"{prompt} " else prompt
     if head.endswith(" .") or head == ".": head = ""
     tail = f" {completion} "
@@ -244,13 +270,17 @@ def generated_sentence(prompt: str, completion: str) -> str:
     tail = tail if i < 0 else tail[:i + 2]
     return " ".join(f"{head} {tail}".split())
 
+# %% ../nbs/41_repe.ipynb #d26911df
 @torch.no_grad()
 def steered_completions(model, prompts, tokenizer, vector=None, layer=0, alpha: float = 0.0, max_new_tokens: int = 10,
                         temperature: float = 0.0, positions: str = "after_prompt", mode: str = "add",
                         generator: torch.Generator | None = None) -> list[str]:
     "Completions (text after each prompt) generated with the steer on (vector=None: the unsteered model); prompts of equal length are batched."
-    ids = _encode_all(prompts, tokenizer)
-    if not ids: return []
+    if tokenizer is None or not hasattr(tokenizer, "decode"): raise TypeError("tokenizer must be a llmlab.world.Tokenizer (completions are decoded to text)")
+    max_new_tokens, temperature = check_int("max_new_tokens", max_new_tokens, lo=1), check_float("temperature", temperature, lo=0)
+    check_choice("positions", positions, ("all", "after_prompt")); check_choice("mode", mode, ("add", "project_out"))
+    if vector is not None: _as_unit(model, vector); hook_name(model, layer); check_float("alpha", alpha)
+    ids = _encode_all(prompts, tokenizer, model.config.vocab_size, "prompts")
     # steer() takes the prompt length from the first forward call it sees, so every batch gets a fresh one
     ctx = (lambda L: steer(model, vector, layer, alpha, positions, mode)) if vector is not None else None
     rows = complete(model, ids, max_new_tokens, temperature, batch_size=len(ids), generator=generator, context=ctx)
@@ -261,7 +291,7 @@ def _kl_and_loss(model, vector, layer, alpha, mode, neutral, heldout):
     kl = loss = None
     if neutral is not None:
         x, lens = neutral
-        mask = torch.arange(x.shape[1])[None] < lens[:, None]        # (B, T) real tokens
+        mask = torch.arange(x.shape[1], device=x.device)[None] < lens[:, None]        # (B, T) real tokens
         base = model(x)[0].float().log_softmax(-1)
         with steer(model, vector, layer, alpha, "all", mode): st = model(x)[0].float().log_softmax(-1)
         kl = float(((base.exp() * (base - st)).sum(-1) * mask).sum() / mask.sum())
@@ -269,21 +299,27 @@ def _kl_and_loss(model, vector, layer, alpha, mode, neutral, heldout):
         with steer(model, vector, layer, alpha, "all", mode): loss = float(model(*heldout)[1])
     return kl, loss
 
+# %% ../nbs/41_repe.ipynb #b76debdb
 @torch.no_grad()
 def evaluate_steering(model, vector, layer, alphas, prompts, tokenizer, target: str = "happy", labeller: Callable = label_sentiment,
                       neutral_texts=None, heldout=None, max_new_tokens: int = 10, samples: int = 1, temperature: float = 1.0,
                       positions: str = "after_prompt", mode: str = "add", seed: int = 0, bar: bool = True) -> dict:
     """For each alpha: the share of completions whose generated sentence (`generated_sentence`) `labeller` judges `target` (and every label's share),
     KL(unsteered || steered) per token on `neutral_texts`, and the LM loss on `heldout` (x, y) or LMData, with the steer on."""
-    alphas = [float(a) for a in alphas]
+    if isinstance(alphas, (int, float)) or not isinstance(alphas, Sequence): raise TypeError(f"alphas must be a list of numbers, got {type(alphas).__name__}")
+    alphas = [check_float("alphas[i]", a) for a in alphas]
     if not alphas: raise ValueError("alphas is empty")
-    if samples < 1: raise ValueError(f"samples must be >= 1, got {samples}")
+    samples, seed = check_int("samples", samples, lo=1), check_int("seed", seed)
+    if not callable(labeller): raise TypeError(f"labeller must be a function str -> label, got {type(labeller).__name__}")
     _as_unit(model, vector); hook_name(model, layer)
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not all(isinstance(p, str) for p in prompts):
+        raise TypeError(f"prompts must be a list of strings (the labeller reads the text), got {prompts!r:.60}")
+    if not prompts: raise ValueError("prompts is empty")
     was = model.training; model.eval()
     dev = next(model.parameters()).device
     neutral = None
     if neutral_texts is not None:
-        x, lens = _pad_ids(_encode_all(neutral_texts, tokenizer)); neutral = (x.to(dev), lens.to(dev))
+        x, lens = _pad_ids(_encode_all(neutral_texts, tokenizer, model.config.vocab_size, "neutral_texts")); neutral = (x.to(dev), lens.to(dev))
     if heldout is not None:
         heldout = (heldout.x, heldout.y) if hasattr(heldout, "x") else tuple(heldout)
         heldout = tuple(t.to(dev) for t in heldout)
@@ -305,12 +341,13 @@ def evaluate_steering(model, vector, layer, alphas, prompts, tokenizer, target: 
     model.train(was)
     return res
 
-# %% ../nbs/41_repe.ipynb #repe-053
+# %% ../nbs/41_repe.ipynb #d60cea98
 def _topk(p: torch.Tensor, tokenizer, k: int) -> list:
     "[[token, prob], ...] of the k most likely ids of a probability vector."
     v, i = p.topk(k)
     return [[tokenizer.itos[int(j)], round(float(q), 4)] for q, j in zip(v, i)]
 
+# %% ../nbs/41_repe.ipynb #3aa34adc
 @torch.no_grad()
 def trace_repe(model, tokenizer, vectors: dict, alphas, prompts, max_new_tokens: int = 8, top_k: int = 6,
                positions: str = "after_prompt", mode: str = "add", title: str = "", scales: dict | None = None) -> dict:
@@ -320,30 +357,31 @@ def trace_repe(model, tokenizer, vectors: dict, alphas, prompts, max_new_tokens:
     if not isinstance(vectors, dict) or not vectors: raise ValueError("vectors must be a non-empty dict {block index: direction}")
     layers = sorted(vectors)
     for L in layers: hook_name(model, L); _as_unit(model, vectors[L])
-    alphas = [float(a) for a in alphas]
+    alphas = [check_float("alphas[i]", a) for a in alphas]
     if not alphas: raise ValueError("alphas is empty")
-    scales = {L: float((scales or {}).get(L, 1.0)) for L in layers}
+    max_new_tokens, top_k = check_int("max_new_tokens", max_new_tokens, lo=1), check_int("top_k", top_k, lo=1, hi=model.config.vocab_size)
+    check_choice("positions", positions, ("all", "after_prompt")); check_choice("mode", mode, ("add", "project_out"))
+    scales = {L: check_float(f"scales[{L}]", (scales or {}).get(L, 1.0), lo=0, lo_open=True) for L in layers}
+    prompt_ids = _encode_all(prompts, tokenizer, model.config.vocab_size, "prompts")
     units = {L: (torch.as_tensor(vectors[L]).float() / torch.as_tensor(vectors[L]).float().norm()) for L in layers}
     post = [f"blocks.{L}.resid_post" for L in layers]
     was = model.training; model.eval()
     dev = next(model.parameters()).device
 
-    def run(prompt_ids, vec=None, layer=0, alpha=0.0):
-        x = torch.tensor([prompt_ids], device=dev)
+    def run(ids, vec=None, layer=0, alpha=0.0):
+        x = torch.tensor([ids], device=dev)
         ctx = steer(model, vec, layer, alpha, positions, mode) if vec is not None and alpha != 0 else contextlib.nullcontext()
         with ctx:
             y = model.generate(x, max_new_tokens, temperature=0)
             logits, cache = model.run_with_cache(y, post)                  # the heatmap covers prompt + completion
-        P = len(prompt_ids)
-        probs = logits[0, P - 1].float().softmax(-1)
+        probs = logits[0, len(ids) - 1].float().softmax(-1)
         heat = [[round(float(cache[n][0, t].float() @ units[L].to(dev)), 3) for t in range(cache[n].shape[1])] for n, L in zip(post, layers)]
-        return {"tokens": [tokenizer.itos[int(i)] for i in y[0, P:]], "top": _topk(probs, tokenizer, top_k), "heat": heat}
+        return {"tokens": [tokenizer.itos[int(i)] for i in y[0, len(ids):]], "top": _topk(probs, tokenizer, top_k), "heat": heat}
 
     trace = {"title": title or "representation engineering: steering along a reading direction", "layers": layers,
              "alphas": alphas, "scales": [round(scales[L], 4) for L in layers], "mode": mode, "positions": positions,
              "prompts": [], "d_model": model.config.d_model}
-    for p in prompts:
-        ids = _encode_all([p], tokenizer)[0]
+    for ids in prompt_ids:
         base = run(ids)
         entry = {"prompt": [tokenizer.itos[i] for i in ids], "base": base, "steered": []}
         for L in layers:
@@ -352,30 +390,35 @@ def trace_repe(model, tokenizer, vectors: dict, alphas, prompts, max_new_tokens:
     model.train(was)
     return trace
 
+# %% ../nbs/41_repe.ipynb #8b8f193d
 class RepeWidget(LabWidget):
-    "Steering explorer: alpha slider (`step` = alpha index), layer selector, baseline vs steered completions, next-token distributions, token x layer projections; 'generate' runs live when a kernel is attached."
+    """Steering explorer: a slider over the trace's alphas (`step` = alpha index; with `scales`, the slider's unit is c and
+    the added vector is c * scale * v), layer selector, baseline vs steered completions, next-token distributions, token x
+    layer projections; 'generate' runs live when a kernel is attached and reports the same c."""
     _esm = widget_esm("repe") if HAS_WIDGETS else ""
 
     def __init__(self, trace: dict, model=None, tokenizer=None, vectors: dict | None = None, step: int | None = None):
-        if not isinstance(trace, dict) or "alphas" not in trace: raise ValueError("RepeWidget needs a trace from trace_repe")
+        if not isinstance(trace, dict) or not trace.get("alphas"): raise ValueError("RepeWidget needs a trace from trace_repe")
         a = trace["alphas"]
-        if step is None: step = min(range(len(a)), key=lambda i: abs(a[i]))       # start at alpha = 0
+        step = min(range(len(a)), key=lambda i: abs(a[i])) if step is None else check_int("step", step, lo=0, hi=len(a) - 1)   # default: alpha = 0
+        if model is not None and (tokenizer is None or not isinstance(vectors, dict)):
+            raise ValueError("live generation needs model, tokenizer and vectors {block: direction} together")
         super().__init__(trace=trace, step=step)
         self._live = (model, tokenizer, vectors)
         self.on_msg(self._handle)
 
     def _handle(self, widget, content, buffers):
-        "Answer the view: 'ping' -> 'pong' (a kernel is here), 'generate' -> a sampled steered completion."
+        "Answer the view: 'ping' -> 'pong' (a kernel is here), 'generate' -> a sampled steered completion at the view's c."
         if not isinstance(content, dict): return
         if content.get("type") == "ping": self.send({"type": "pong", "live": self._live[0] is not None}); return
         if content.get("type") != "generate": return
         model, tok, vectors = self._live
         if model is None: self.send({"type": "generated", "error": "no model attached: RepeWidget(trace, model, tokenizer, vectors)"}); return
         try:
-            L, prompt = int(content["layer"]), str(content["prompt"])
-            alpha = float(content["alpha"]) * self.trace["scales"][self.trace["layers"].index(L)]   # the view sends the relative alpha
+            L, prompt, c = int(content["layer"]), str(content["prompt"]), float(content["alpha"])   # the view sends the slider's value c
+            scale = self.trace["scales"][self.trace["layers"].index(L)]
             g = torch.Generator().manual_seed(int(content.get("seed", 0)))
-            text = steered_completions(model, [prompt], tok, vectors[L], L, alpha, 10, 1.0, self.trace["positions"], self.trace["mode"], g)[0]
-            self.send({"type": "generated", "text": text, "layer": L, "alpha": alpha})
+            text = steered_completions(model, [prompt], tok, vectors[L], L, c * scale, 10, 1.0, self.trace["positions"], self.trace["mode"], g)[0]
+            self.send({"type": "generated", "text": text, "layer": L, "c": c, "alpha": c * scale})
         except Exception as e:                                      # report to the view, never crash the kernel thread
             self.send({"type": "generated", "error": f"{type(e).__name__}: {e}"})

@@ -6,7 +6,8 @@ import torch
 from llmlab import gpt
 from llmlab.world import World, Tokenizer
 from llmlab.repe import (collect_activations, reading_vector, steer, evaluate_reading, evaluate_steering, pair_accuracy,
-                         threshold_accuracy, trace_repe, hook_name, label_topic, READING_METHODS)
+                         threshold_accuracy, trace_repe, hook_name, label_topic, READING_METHODS, topic_pairs,
+                         generated_sentence, steered_completions)
 
 @pytest.fixture(scope="module")
 def world():
@@ -232,7 +233,96 @@ def test_widget_answers_ping_and_generate(model, world):
     wid._handle(wid, {"type": "generate", "layer": 1, "alpha": 1.0, "prompt": "ada ford ate the apple", "seed": 3}, [])
     assert got[0] == {"type": "pong", "live": True}
     assert got[1]["type"] == "generated" and "error" not in got[1] and got[1]["alpha"] == 2.0   # relative alpha x scale
+    assert got[1]["c"] == 1.0                                         # the view shows the slider's unit, c, back
     static = RepeWidget(tr)                                           # no model: the view keeps 'generate' disabled
     static.send = got.append
     static._handle(static, {"type": "ping"}, [])
     assert got[-1] == {"type": "pong", "live": False}
+
+
+# ---------------------------------------------------------------- bad input: (call, error type, message fragment)
+def test_bad_input_table(model, world):
+    w, tok = world
+    pos, neg, u = planted(d=32)
+    v = torch.randn(32)
+    nan_acts = pos.clone(); nan_acts[3, 1] = float("nan")
+    pairs = w.sentiment_pairs(4, seed=1)
+    def entered(**kw):
+        args = dict(model=model, vector=v, layer=0, alpha=1.0); args.update(kw)
+        with steer(**args): pass
+    cases = [
+        (lambda: hook_name(model, 1.0), TypeError, "layer must be an int"),
+        (lambda: hook_name(model, True), TypeError, "layer must be an int"),
+        (lambda: hook_name("model", 0), TypeError, "hook points"),
+        (lambda: collect_activations(model, ["ada ford ."], 0, tokenizer=tok, batch_size=0), ValueError, "batch_size must be an int >= 1"),
+        (lambda: collect_activations(model, [None], 0, tokenizer=tok), TypeError, "each item of texts"),
+        (lambda: collect_activations(model, [[1, 2, 10**6]], 0), ValueError, "outside [0,"),
+        (lambda: collect_activations(model, [[]], 0), ValueError, "empty sequence"),
+        (lambda: collect_activations(model, "ada ford .", 0, tokenizer=tok), ValueError, "non-empty list"),
+        (lambda: collect_activations(model, ["ada ford ."], 0, True, tok), ValueError, "position"),
+        (lambda: collect_activations(model, ["ada ford ."], 0, 7, tok), ValueError, "outside a text"),
+        (lambda: reading_vector(nan_acts, neg), ValueError, "non-finite"),
+        (lambda: reading_vector(pos[:0], neg), ValueError, "N >= 1"),
+        (lambda: reading_vector("acts", neg), TypeError, "acts_pos must be an (N, d) tensor"),
+        (lambda: reading_vector(pos.long(), neg), TypeError, "dtype"),
+        (lambda: reading_vector(pos[0], neg), ValueError, "(N, d)"),
+        (lambda: pair_accuracy(u, pos[:0], neg[:0]), ValueError, "N >= 1"),
+        (lambda: pair_accuracy(u[:5], pos, neg), ValueError, "d=5"),
+        (lambda: pair_accuracy(torch.full((32,), float("nan")), pos, neg), ValueError, "non-finite"),
+        (lambda: pair_accuracy(u[None], pos, neg), ValueError, "shape (d,)"),
+        (lambda: pair_accuracy(u, pos, neg[:5]), ValueError, "paired sets"),
+        (lambda: threshold_accuracy(u, pos, neg, nan_acts, neg), ValueError, "non-finite"),
+        (lambda: entered(alpha=float("inf")), ValueError, "alpha must be a finite number"),
+        (lambda: entered(alpha="1"), TypeError, "alpha must be a number"),
+        (lambda: entered(prompt_len=0), ValueError, "prompt_len must be an int >= 1"),
+        (lambda: entered(vector="up"), TypeError, "vector must be a (d_model,) tensor"),
+        (lambda: entered(vector=torch.ones(32, dtype=torch.long)), TypeError, "float tensor"),
+        (lambda: entered(vector=torch.full((32,), float("nan"))), ValueError, "NaN or inf"),
+        (lambda: evaluate_reading(model, [], pairs, tok), ValueError, "train_pairs must be a non-empty list"),
+        (lambda: evaluate_reading(model, pairs, ["ab"], tok), ValueError, "test_pairs must be a non-empty list"),
+        (lambda: evaluate_reading(model, pairs, pairs, tok, methods=()), ValueError, "methods must be a non-empty"),
+        (lambda: evaluate_reading(model, pairs, pairs, tok, methods=("svm",)), ValueError, "unknown methods"),
+        (lambda: topic_pairs(w, -1), ValueError, "n must be an int >= 0"),
+        (lambda: topic_pairs(w, 2.0), TypeError, "n must be an int"),
+        (lambda: topic_pairs(w, 2, "food", "food"), ValueError, "must differ"),
+        (lambda: topic_pairs(w, 2, "cars"), ValueError, "unknown topic"),
+        (lambda: topic_pairs("world", 2), TypeError, "World"),
+        (lambda: label_topic(None), TypeError, "sentence must be a str"),
+        (lambda: generated_sentence("ada", 3), TypeError, "completion must be a str"),
+        (lambda: steered_completions(model, ["ada ford"], None), TypeError, "tokenizer"),
+        (lambda: steered_completions(model, ["ada ford"], tok, max_new_tokens=0), ValueError, "max_new_tokens must be an int >= 1"),
+        (lambda: steered_completions(model, ["ada ford"], tok, temperature=-1.0), ValueError, "temperature must be >= 0"),
+        (lambda: steered_completions(model, ["ada ford"], tok, v, 0, float("nan")), ValueError, "alpha must be a finite number"),
+        (lambda: steered_completions(model, ["ada ford"], tok, v, 7, 1.0), ValueError, "out of range"),
+        (lambda: steered_completions(model, ["ada ford"], tok, positions="some"), ValueError, "positions must be one of"),
+        (lambda: evaluate_steering(model, v, 0, [], ["ada ford"], tok, bar=False), ValueError, "alphas is empty"),
+        (lambda: evaluate_steering(model, v, 0, 1.0, ["ada ford"], tok, bar=False), TypeError, "alphas must be a list"),
+        (lambda: evaluate_steering(model, v, 0, [float("nan")], ["ada ford"], tok, bar=False), ValueError, "finite"),
+        (lambda: evaluate_steering(model, v, 0, [1.0], ["ada ford"], tok, samples=0, bar=False), ValueError, "samples must be an int >= 1"),
+        (lambda: evaluate_steering(model, v, 0, [1.0], ["ada ford"], tok, samples=1.5, bar=False), TypeError, "samples must be an int"),
+        (lambda: evaluate_steering(model, v, 0, [1.0], [], tok, bar=False), ValueError, "prompts is empty"),
+        (lambda: evaluate_steering(model, v, 0, [1.0], [[1, 2]], tok, bar=False), TypeError, "prompts must be a list of strings"),
+        (lambda: evaluate_steering(model, v, 0, [1.0], ["ada ford"], tok, labeller="happy", bar=False), TypeError, "labeller"),
+        (lambda: trace_repe(model, tok, {0: v}, [0.0], ["ada ford"], top_k=0), ValueError, "top_k must be an int in [1,"),
+        (lambda: trace_repe(model, tok, {0: v}, [0.0], ["ada ford"], scales={0: 0.0}), ValueError, "scales[0] must be > 0"),
+        (lambda: trace_repe(model, tok, {0: v}, [], ["ada ford"]), ValueError, "alphas is empty"),
+        (lambda: trace_repe(model, tok, {0: v}, [0.0], []), ValueError, "non-empty list"),
+    ]
+    for call, err, frag in cases:
+        with pytest.raises(err) as e: call()
+        assert frag in str(e.value), f"message {str(e.value)!r} lacks {frag!r}"
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == 0
+
+
+def test_widget_bad_input(model, world):
+    pytest.importorskip("anywidget")
+    from llmlab.repe import RepeWidget
+    w, tok = world
+    tr = trace_repe(model, tok, {1: torch.randn(32)}, [-1.0, 0.0, 1.0], ["ada ford"], max_new_tokens=2)
+    with pytest.raises(ValueError, match="needs a trace"): RepeWidget({"alphas": []})
+    with pytest.raises(ValueError, match="step must be an int in"): RepeWidget(tr, step=3)
+    with pytest.raises(ValueError, match="model, tokenizer and vectors"): RepeWidget(tr, model)
+    got = []
+    wid = RepeWidget(tr, model, tok, {1: torch.randn(32)}); wid.send = got.append
+    wid._handle(wid, {"type": "generate", "layer": 5, "alpha": 1.0, "prompt": "ada"}, [])
+    assert "error" in got[-1]                                        # reported to the view, the kernel thread lives

@@ -32,6 +32,9 @@ const el_ = (tag, cls, text) => { const e = document.createElement(tag); if (cls
 const svg_ = (tag, attrs = {}) => { const e = document.createElementNS(SVGNS, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
 // projection value in [-1, 1] -> blue (negative) .. transparent .. orange (positive): readable on light and dark
 const heatColour = (v) => v >= 0 ? `rgba(230, 120, 20, ${0.08 + 0.9 * Math.min(1, v)})` : `rgba(50, 120, 220, ${0.08 + 0.9 * Math.min(1, -v)})`;
+// the slider's unit: c (a multiple of the typical residual norm at the block) when the trace has scales, else α itself;
+// the same unit is shown on the slider label, the steered column and the live-generation line
+const unit = (tr) => ((tr.scales || []).some((x) => x !== 1) ? "c" : "α");
 const fmt = (a) => (a > 0 ? "+" : "") + Number(a).toFixed(Math.abs(a) < 1 && a !== 0 ? 2 : 1);
 
 function render({ model, el }) {
@@ -49,7 +52,7 @@ function render({ model, el }) {
 
   const cols = el_("div", "llm-cols");
   const mkCol = (h) => { const c = el_("div", "llm-col"); const t = el_("h4", "", h); const body = el_("div", "llm-text"); c.append(t, body); return [c, t, body]; };
-  const [baseCol, , baseText] = mkCol("baseline (α = 0), greedy");
+  const [baseCol, , baseText] = mkCol("baseline (unsteered), greedy");
   const [steerCol, steerHead, steerText] = mkCol("steered");
   cols.append(baseCol, steerCol);
 
@@ -61,7 +64,7 @@ function render({ model, el }) {
 
   const liveRow = el_("div", "llm-row");
   const gen = el_("button", "llm-generate", "generate (live)"); gen.disabled = true;
-  gen.title = "needs a running Python kernel: samples a fresh steered completion at the current layer and α";
+  gen.title = "needs a running Python kernel: samples a fresh steered completion at the current layer and slider value";
   const live = el_("span", "llm-live", "live generation needs a kernel (disabled on the static page)");
   liveRow.append(gen, live);
 
@@ -137,11 +140,12 @@ function render({ model, el }) {
     title.textContent = tr.title || "representation engineering";
     if (!tr.prompts.length || !tr.alphas.length) { label.textContent = "empty trace"; return; }
     const s = clamp(model.get("step")), a = tr.alphas[s], L = tr.layers[layerIdx];
-    const sc = (tr.scales || [])[layerIdx] ?? 1, abs = sc !== 1 ? ` × ${sc.toFixed(1)} = ${(a * sc).toFixed(1)}` : "";
+    const sc = (tr.scales || [])[layerIdx] ?? 1, u = unit(tr);
+    const abs = u === "c" ? ` (adds α·v with α = c·‖h‖ = ${fmt(a)} × ${sc.toFixed(1)} = ${(a * sc).toFixed(1)})` : "";
     slider.max = nA() - 1; slider.value = s;
-    label.textContent = `block ${L} · α = ${fmt(a)}${abs} (${s + 1}/${nA()}) · ${tr.mode === "project_out" ? "project out" : "add α·v"}, ${tr.positions === "all" ? "all positions" : "from the prompt's last token on"}`;
+    label.textContent = `block ${L} · ${u} = ${fmt(a)} (${s + 1}/${nA()})${abs} · ${tr.mode === "project_out" ? "project out" : "add"}, ${tr.positions === "all" ? "all positions" : "from the prompt's last token on"}`;
     const entry = tr.prompts[promptIdx], base = entry.base, run = entry.steered[layerIdx][s];
-    steerHead.textContent = `steered at block ${L}, α = ${fmt(a)}, greedy`;
+    steerHead.textContent = `steered at block ${L}, ${u} = ${fmt(a)}, greedy`;
     tokens(baseText, entry.prompt, base.tokens, run.tokens, "llm-gone");
     tokens(steerText, entry.prompt, run.tokens, base.tokens, "llm-changed");
     drawDist(base, run);
@@ -173,7 +177,8 @@ function render({ model, el }) {
       live.textContent = msg.live ? "kernel attached: 'generate' samples a new steered completion (temperature 1)" : "kernel attached, but no model was given to the widget";
     } else if (msg.type === "generated") {
       gen.disabled = false;
-      live.textContent = msg.error ? `error: ${msg.error}` : `block ${msg.layer}, α = ${Number(msg.alpha).toFixed(1)}: … ${msg.text}`;
+      const tr = trace(), u = unit(tr), v = u === "c" ? msg.c : msg.alpha;     // the slider's unit, as everywhere else
+      live.textContent = msg.error ? `error: ${msg.error}` : `block ${msg.layer}, ${u} = ${fmt(Number(v))} (sampled): … ${msg.text}`;
     }
   });
   model.on("change:step", draw);
