@@ -2,7 +2,9 @@
 
 GPU (default): bf16, head dim d in {64, 128}, N in {1k, 2k, 4k, 8k, 16k} with B*N = 16k tokens and H = 2048/d heads
 (the FlashAttention-2 paper's setting), causal and not. FLOPs: 4*B*H*N^2*d forward, halved when causal; backward
-2.5x the forward (the paper's count: 2 matmuls forward, 5 backward including the recomputation of S).
+2.5x the forward (the papers' convention: 2 N^2 d matmuls forward, 5 backward including one recomputation of S).
+The two backward kernels execute 7 such matmuls (S and dP are each computed in both), 3.5x the forward: TFLOP/s
+here use the convention, so they compare with the papers' numbers, and understate the work the GPU does.
 SDPA is timed with each backend PyTorch offers here (flash, cuDNN, memory-efficient) and the fastest is the baseline.
 CPU: the reference (naive) and the tiled PyTorch path against SDPA's CPU kernel at small sizes, float32, so
 `make bench` stays quick; the Triton kernels are not timed without a GPU (the interpreter says nothing about speed).
@@ -21,7 +23,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def attn_flops(B: int, H: int, N: int, d: int, causal: bool, mode: str) -> float:
-    "FlashAttention's FLOP count: 4*B*H*N^2*d forward (halved when causal), backward 2.5x forward."
+    "FlashAttention's FLOP convention: 4*B*H*N^2*d forward (halved when causal), backward 2.5x forward (executed: 3.5x)."
     f = 4 * B * H * N * N * d / (2 if causal else 1)
     return f * (2.5 if mode == "bwd" else 1.0)
 

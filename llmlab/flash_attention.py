@@ -8,18 +8,18 @@ import math, time
 import torch
 import torch.nn.functional as F
 from .lab import (HAS_TRITON, HAS_WIDGETS, LabWidget, widget_esm, pick_backend, use_triton_interpreter,
-                        seed_everything, interpreting)
+                        seed_everything, interpreting, check_int, check_tensor)
 
 # %% auto #0
-__all__ = ['TRITON_HEAD_DIMS', 'TRITON_DTYPES', 'attention_hbm_bytes', 'causal_mask', 'attention_ref', 'online_softmax',
-           'flash_fwd_torch', 'flash_bwd_torch', 'flash_attention', 'gpt_flash_attention', 'peak_cpu_memory',
-           'trace_flash_attention', 'FlashAttentionWidget']
+__all__ = ['attention_hbm_bytes', 'causal_mask', 'masked_softmax', 'attention_ref', 'online_softmax', 'flash_fwd_torch',
+           'flash_bwd_torch', 'flash_attention', 'gpt_flash_attention', 'peak_cpu_memory', 'trace_flash_attention',
+           'FlashAttentionWidget', 'TRITON_HEAD_DIMS', 'TRITON_DTYPES']
 
 # %% ../nbs/10_flash_attention.ipynb #8a1a1d9c
 def attention_hbm_bytes(N: int, d: int, block_q: int = 128, causal: bool = False, elem_bytes: int = 2) -> dict:
     "HBM bytes moved by naive attention and by a FlashAttention-2 forward for one head of length `N`, dim `d`."
-    for name, x in (("N", N), ("d", d), ("block_q", block_q), ("elem_bytes", elem_bytes)):
-        if not isinstance(x, int) or x < 1: raise ValueError(f"{name} must be a positive int, got {x!r}")
+    for name, x in (("N", N), ("d", d), ("block_q", block_q), ("elem_bytes", elem_bytes)): check_int(name, x, lo=1)
+    _check_bool("causal", causal)
     naive = (4 * N * N + 4 * N * d) * elem_bytes                   # write S, read S, write P, read P; Q, K, V, O
     n_qblk = -(-N // block_q)
     kv_passes = (n_qblk + 1) / 2 if causal else n_qblk              # causal: query block i streams about i+1 of them
@@ -28,8 +28,21 @@ def attention_hbm_bytes(N: int, d: int, block_q: int = 128, causal: bool = False
     return {"naive_bytes": naive, "flash_bytes": int(flash), "flops": flops,
             "naive_intensity": flops / naive, "flash_intensity": flops / flash}
 
+def _check_bool(name: str, x) -> bool:
+    if not isinstance(x, bool): raise TypeError(f"{name} must be a bool (True or False), got {x!r} ({type(x).__name__})")
+    return x
+
 # %% ../nbs/10_flash_attention.ipynb #dd49aaf2
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+def _check_scale(scale, D: int) -> float:
+    "The softmax scale: 1/sqrt(D) for None, else a positive finite number."
+    if scale is None: return 1.0 / math.sqrt(D)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise TypeError(f"scale must be a number or None (1/sqrt(D)), got {scale!r} ({type(scale).__name__})")
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a positive finite number or None (1/sqrt(D)), got {scale!r}")
+    return float(scale)
 
 def _check_attention_inputs(q, k, v, scale) -> float:
     "Validate q (B, H, Nq, D), k/v (B, Hkv, Nk, D); return the softmax scale."
@@ -45,40 +58,56 @@ def _check_attention_inputs(q, k, v, scale) -> float:
     if k.shape[-1] != D: raise ValueError(f"k and v must have head dim D={D} like q, got {k.shape[-1]}")
     if k.shape[1] < 1 or H % k.shape[1]: raise ValueError(f"q heads H={H} must be divisible by k/v heads Hkv={k.shape[1]} (GQA)")
     if min(q.shape) < 1 or min(k.shape) < 1: raise ValueError(f"q and k must have no empty dimension, got {tuple(q.shape)} and {tuple(k.shape)}")
-    if scale is None: return 1.0 / math.sqrt(D)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
-        raise ValueError(f"scale must be a positive finite number or None (1/sqrt(D)), got {scale!r}")
-    return float(scale)
+    return _check_scale(scale, D)
 
+# %% ../nbs/10_flash_attention.ipynb #4b7829b7
 def causal_mask(Nq: int, Nk: int, device=None) -> torch.Tensor:
     "Boolean (Nq, Nk) mask, True where query i may see key j: j <= i + Nk - Nq (bottom-right aligned)."
+    check_int("Nq", Nq, lo=0); check_int("Nk", Nk, lo=0)
     i = torch.arange(Nq, device=device)[:, None]
     j = torch.arange(Nk, device=device)[None, :]
     return j <= i + (Nk - Nq)
 
-def attention_ref(q, k, v, causal: bool = False, scale: float | None = None) -> torch.Tensor:
-    "Naive attention softmax(q kᵀ·scale) v, materialising the (Nq, Nk) scores: the reference for everything else."
+def masked_softmax(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Softmax over the last dim and its natural-log LSE; a row of all -inf gives zeros and LSE -inf (no NaN, also in the gradient)."
+    m = s.amax(-1, keepdim=True).detach()                                  # the row max (softmax does not depend on it)
+    m = torch.where(torch.isfinite(m), m, 0.0)                            # a row that sees nothing: shift by 0, not -inf
+    e = torch.exp(s - m)                                                  # exp(-inf) = 0 on masked entries
+    l = e.sum(-1, keepdim=True)
+    seen = l > 0
+    lse = torch.where(seen, m + torch.log(torch.where(seen, l, 1.0)), float("-inf"))
+    return e / torch.where(seen, l, 1.0), lse.squeeze(-1)
+
+def attention_ref(q, k, v, causal: bool = False, scale: float | None = None, return_lse: bool = False):
+    "Naive attention softmax(q kᵀ·scale) v, materialising the (Nq, Nk) scores: the reference; with `return_lse`, also the LSE (B, H, Nq)."
     scale = _check_attention_inputs(q, k, v, scale)
+    _check_bool("causal", causal); _check_bool("return_lse", return_lse)
     G = q.shape[1] // k.shape[1]
     k, v = k.repeat_interleave(G, dim=1), v.repeat_interleave(G, dim=1)   # (B, H, Nk, D): share K/V across a group
     s = (q @ k.transpose(-2, -1)) * scale                                 # (B, H, Nq, Nk)
     if causal: s = s.masked_fill(~causal_mask(q.shape[2], k.shape[2], q.device), float("-inf"))
-    p = torch.softmax(s, dim=-1).nan_to_num(0.0)                          # a row with no visible key -> zeros
-    return p @ v                                                          # (B, H, Nq, D)
+    p, lse = masked_softmax(s)                                            # a row with no visible key -> zeros, LSE -inf
+    return (p @ v, lse) if return_lse else p @ v                          # (B, H, Nq, D)
 
 # %% ../nbs/10_flash_attention.ipynb #1ca48a50
 def online_softmax(x: torch.Tensor, block: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     "Softmax over the last dim of `x`, reading it `block` columns at a time; returns (softmax, log-sum-exp)."
-    if not isinstance(block, int) or block < 1: raise ValueError(f"block must be a positive int, got {block!r}")
-    m = torch.full(x.shape[:-1], float("-inf"), dtype=x.dtype)            # running max
-    l = torch.zeros(x.shape[:-1], dtype=x.dtype)                          # running denominator, relative to m
+    check_tensor("x", x, dtype="float")
+    if x.ndim < 1: raise ValueError(f"x must have at least 1 dim (the softmax runs over the last), got a 0-dim tensor")
+    check_int("block", block, lo=1)
+    if bool(torch.isnan(x).any() | torch.isposinf(x).any()):
+        raise ValueError("x has NaN or +inf entries: scores must be finite, or -inf where masked")
+    m = torch.full(x.shape[:-1], float("-inf"), dtype=x.dtype, device=x.device)   # running max
+    l = torch.zeros_like(m)                                               # running denominator, relative to m
     for j in range(0, x.shape[-1], block):
         xb = x[..., j:j + block]
         m_new = torch.maximum(m, xb.amax(-1))
-        l = torch.exp(m - m_new) * l + torch.exp(xb - m_new[..., None]).sum(-1)   # rescale the old sum, add the new
+        m_use = torch.where(m_new == float("-inf"), 0.0, m_new)           # nothing seen yet: shift by 0, not -inf
+        l = torch.exp(m - m_use) * l + torch.exp(xb - m_use[..., None]).sum(-1)   # rescale the old sum, add the new
         m = m_new
-    lse = m + torch.log(l)
-    return torch.exp(x - lse[..., None]), lse                            # a second pass only to *write* the result
+    seen = l > 0
+    lse = torch.where(seen, m + torch.log(torch.where(seen, l, 1.0)), float("-inf"))
+    return torch.exp(x - torch.where(seen, lse, float("inf"))[..., None]), lse   # a second pass only to *write* it
 
 # %% ../nbs/10_flash_attention.ipynb #387b83c7
 def _acc_dtype(dtype): return torch.float64 if dtype == torch.float64 else torch.float32
@@ -88,10 +117,12 @@ def _causal_key_range(q0: int, q1: int, Nk: int, shift: int, causal: bool) -> tu
     if not causal: return Nk, Nk
     return max(0, min(Nk, q0 + shift + 1)), max(0, min(Nk, q1 + shift))
 
+# %% ../nbs/10_flash_attention.ipynb #0713baf5
 def flash_fwd_torch(q, k, v, causal: bool = False, scale: float | None = None, block_q: int = 128,
                     block_k: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     "Tiled attention with online softmax in PyTorch, O(N) memory; returns (out, lse) with lse (B, H, Nq) float32/64."
     scale = _check_attention_inputs(q, k, v, scale)
+    _check_bool("causal", causal); check_int("block_q", block_q, lo=1); check_int("block_k", block_k, lo=1)
     B, H, Nq, D = q.shape
     Hkv, Nk = k.shape[1], k.shape[2]
     G, shift, acc_t = H // Hkv, Nk - Nq, _acc_dtype(q.dtype)
@@ -124,11 +155,23 @@ def flash_fwd_torch(q, k, v, causal: bool = False, scale: float | None = None, b
         lse[..., q0:q1] = torch.where(empty, float("-inf"), m + torch.log(torch.where(empty, 1.0, l)))
     return out.reshape(B, H, Nq, D), lse.reshape(B, H, Nq)
 
+# %% ../nbs/10_flash_attention.ipynb #72cd5c33
+def _check_bwd_inputs(q, out, lse, dout, dlse, causal, block_q, block_k):
+    "The backward's extra inputs: out/dout shaped like q, lse/dlse (B, H, Nq) floats, on q's device."
+    B, H, Nq, D = q.shape
+    for name, t, shape in (("out", out, q.shape), ("dout", dout, q.shape), ("lse", lse, (B, H, Nq)), ("dlse", dlse, (B, H, Nq))):
+        if t is None and name == "dlse": continue
+        check_tensor(name, t, dtype="float")
+        if tuple(t.shape) != tuple(shape): raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+        if t.device != q.device: raise ValueError(f"{name} must be on q's device {q.device}, got {t.device}")
+    _check_bool("causal", causal); check_int("block_q", block_q, lo=1); check_int("block_k", block_k, lo=1)
+
 # %% ../nbs/10_flash_attention.ipynb #fe5fc267
 def flash_bwd_torch(q, k, v, out, lse, dout, causal: bool = False, scale: float | None = None,
                     dlse: torch.Tensor | None = None, block_q: int = 128, block_k: int = 128):
     "Tiled attention backward recomputing P from the saved LSE; returns (dq, dk, dv) in O(N) memory."
     scale = _check_attention_inputs(q, k, v, scale)
+    _check_bwd_inputs(q, out, lse, dout, dlse, causal, block_q, block_k)
     B, H, Nq, D = q.shape
     Hkv, Nk = k.shape[1], k.shape[2]
     G, shift, acc_t = H // Hkv, Nk - Nq, _acc_dtype(q.dtype)
@@ -160,10 +203,8 @@ def flash_bwd_torch(q, k, v, out, lse, dout, causal: bool = False, scale: float 
     return dq.reshape(B, H, Nq, D).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
 # %% ../nbs/10_flash_attention.ipynb #b6a7317d
-from .kernels.flash_attention import flash_fwd_triton, flash_bwd_triton
-
-TRITON_HEAD_DIMS = (16, 32, 64, 128, 256)
-TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+from .kernels.flash_attention import flash_fwd_triton, flash_bwd_triton, TRITON_HEAD_DIMS, TRITON_DTYPES
+_all_ = ["TRITON_HEAD_DIMS", "TRITON_DTYPES"]
 
 def _triton_unsupported(q: torch.Tensor) -> str | None:
     "Why the Triton kernels cannot take `q`, or None."
@@ -191,11 +232,12 @@ class _FlashAttentionFn(torch.autograd.Function):
         dq, dk, dv = bwd(q, k, v, out, lse, dout, ctx.causal, ctx.scale, dlse=dlse)
         return dq, dk, dv, None, None, None
 
+# %% ../nbs/10_flash_attention.ipynb #7e172fc6
 def flash_attention(q, k, v, causal: bool = False, scale: float | None = None, backend: str = "auto",
                     return_lse: bool = False):
     "Exact attention in O(N) memory: out (B, H, Nq, D), and the natural-log LSE (B, H, Nq) if `return_lse`."
     scale = _check_attention_inputs(q, k, v, scale)
-    if not isinstance(causal, bool): raise TypeError(f"causal must be a bool, got {causal!r}")
+    _check_bool("causal", causal); _check_bool("return_lse", return_lse)
     be = pick_backend(backend, q.device)
     if be == "triton" and (why := _triton_unsupported(q)):
         if backend == "triton": raise ValueError(f"backend='triton' cannot take this input: {why}; use backend='torch'")
@@ -218,7 +260,8 @@ if register_attention is not None: register_attention("flash")(gpt_flash_attenti
 # %% ../nbs/10_flash_attention.ipynb #0234930a
 def peak_cpu_memory(fn) -> tuple[object, int]:
     "Run `fn()` under torch's profiler; return (its result, peak bytes held by tensors allocated during the call)."
-    import os, contextlib
+    if not callable(fn): raise TypeError(f"fn must be callable with no arguments (e.g. a lambda), got {type(fn).__name__}")
+    import os
     from torch.profiler import profile, ProfilerActivity
     saved = os.dup(2)                                  # the profiler's C++ start/stop lines go to fd 2: hide them
     try:
@@ -234,11 +277,48 @@ def peak_cpu_memory(fn) -> tuple[object, int]:
     return result, peak
 
 # %% ../nbs/10_flash_attention.ipynb #b9ad9397
+def _trace_config(s_all, visible, bq: int, bk: int, order: str, d: int, elem_bytes: int) -> dict:
+    "One widget configuration: the tiled forward's visited tiles in `order`, per-row (m, l, rescale), cumulative HBM bytes."
+    N = s_all.shape[0]
+    nq, nk = -(-N // bq), -(-N // bk)
+    todo = {(i, j) for i in range(nq) for j in range(nk) if visible[i * bq:(i + 1) * bq, j * bk:(j + 1) * bk].any()}
+    tiles = [(i, j) for i in range(nq) for j in range(nk)] if order == "fa2" else [(i, j) for j in range(nk) for i in range(nq)]
+    tiles = [t for t in tiles if t in todo]
+    m, l = torch.full((N,), float("-inf"), dtype=torch.float64), torch.zeros(N, dtype=torch.float64)
+    rows, steps, read, write, seen_i, seen_j = [[] for _ in range(N)], [], 0, 0, set(), set()
+    for n, (i, j) in enumerate(tiles):
+        r0, r1, c0, c1 = i * bq, min(N, (i + 1) * bq), j * bk, min(N, (j + 1) * bk)
+        s = s_all[r0:r1, c0:c1].masked_fill(~visible[r0:r1, c0:c1], float("-inf"))
+        m_new = torch.maximum(m[r0:r1], s.amax(1))
+        m_use = torch.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = torch.exp(m[r0:r1] - m_use)
+        l[r0:r1] = alpha * l[r0:r1] + torch.exp(s - m_use[:, None]).sum(1)
+        m[r0:r1] = m_new
+        for r in range(r0, r1):
+            rows[r].append([n, round(m[r].item(), 5), round(l[r].item(), 5), round(alpha[r - r0].item(), 5)])
+        if order == "fa2":                      # Q_i once per row block; K_j, V_j every tile; O_i, LSE_i once
+            read += ((r1 - r0) * d if i not in seen_i else 0) + 2 * (c1 - c0) * d
+            last = all(t[0] != i for t in tiles[n + 1:])
+            write += ((r1 - r0) * d + 2 * (r1 - r0)) if last else 0
+        else:                                   # K_j, V_j once per column; Q_i, O_i, m_i, l_i every tile
+            read += (2 * (c1 - c0) * d if j not in seen_j else 0) + 2 * (r1 - r0) * d + 2 * (r1 - r0) * 2
+            write += (r1 - r0) * d + 2 * (r1 - r0) * 2
+        seen_i.add(i); seen_j.add(j)
+        diag = bool((~visible[r0:r1, c0:c1]).any())
+        steps.append({"i": i, "j": j, "diag": diag, "read": read * elem_bytes, "write": write * elem_bytes})
+    lse = torch.where(l > 0, m + torch.log(l.clamp_min(1e-300)), float("-inf"))
+    skipped = [[i, j] for i in range(nq) for j in range(nk) if (i, j) not in todo]
+    return {"bq": bq, "bk": bk, "steps": steps, "rows": rows, "skipped": skipped, "lse": [round(x, 5) for x in lse.tolist()]}
+
+# %% ../nbs/10_flash_attention.ipynb #2d04016b
 def trace_flash_attention(N: int = 32, d: int = 8, blocks=((8, 8), (16, 8), (8, 16), (16, 16)), seed: int = 0,
                           elem_bytes: int = 2) -> dict:
     "Every step of the tiled forward for each (causal, block sizes, loop order): tiles, per-row m, l, rescale, HBM bytes."
-    if not isinstance(N, int) or not 1 <= N <= 64: raise ValueError(f"N must be an int in [1, 64] (a widget, not a benchmark), got {N!r}")
-    if not isinstance(d, int) or d < 1: raise ValueError(f"d must be a positive int, got {d!r}")
+    if isinstance(N, bool) or not isinstance(N, int) or not 1 <= N <= 64: raise ValueError(f"N must be an int in [1, 64] (a widget, not a benchmark), got {N!r}")
+    check_int("d", d, lo=1); check_int("seed", seed); check_int("elem_bytes", elem_bytes, lo=1)
+    if (not isinstance(blocks, (list, tuple)) or not blocks or
+            not all(isinstance(b, (list, tuple)) and len(b) == 2 and all(isinstance(x, int) and x >= 1 for x in b) for b in blocks)):
+        raise ValueError(f"blocks must be a non-empty list of (block_q, block_k) pairs of positive ints, got {blocks!r}")
     gen = torch.Generator().manual_seed(seed)
     q, k = torch.randn(2, N, d, dtype=torch.float64, generator=gen)
     s_all = (q @ k.T) * d ** -0.5                                          # (N, N) scores of the small example
@@ -246,38 +326,8 @@ def trace_flash_attention(N: int = 32, d: int = 8, blocks=((8, 8), (16, 8), (8, 
     for causal in (False, True):
         visible = causal_mask(N, N) if causal else torch.ones(N, N, dtype=torch.bool)
         for bq, bk in blocks:
-            nq, nk = -(-N // bq), -(-N // bk)
-            todo = {(i, j) for i in range(nq) for j in range(nk) if visible[i * bq:(i + 1) * bq, j * bk:(j + 1) * bk].any()}
             for order in ("fa2", "fa1"):
-                tiles = [(i, j) for i in range(nq) for j in range(nk)] if order == "fa2" else [(i, j) for j in range(nk) for i in range(nq)]
-                tiles = [t for t in tiles if t in todo]
-                m, l = torch.full((N,), float("-inf"), dtype=torch.float64), torch.zeros(N, dtype=torch.float64)
-                rows, steps, read, write, seen_i, seen_j = [[] for _ in range(N)], [], 0, 0, set(), set()
-                for n, (i, j) in enumerate(tiles):
-                    r0, r1, c0, c1 = i * bq, min(N, (i + 1) * bq), j * bk, min(N, (j + 1) * bk)
-                    s = s_all[r0:r1, c0:c1].masked_fill(~visible[r0:r1, c0:c1], float("-inf"))
-                    m_new = torch.maximum(m[r0:r1], s.amax(1))
-                    m_use = torch.where(m_new == float("-inf"), 0.0, m_new)
-                    alpha = torch.exp(m[r0:r1] - m_use)
-                    l[r0:r1] = alpha * l[r0:r1] + torch.exp(s - m_use[:, None]).sum(1)
-                    m[r0:r1] = m_new
-                    for r in range(r0, r1):
-                        rows[r].append([n, round(m[r].item(), 5), round(l[r].item(), 5), round(alpha[r - r0].item(), 5)])
-                    if order == "fa2":                      # Q_i once per row block; K_j, V_j every tile; O_i, LSE_i once
-                        read += ((r1 - r0) * d if i not in seen_i else 0) + 2 * (c1 - c0) * d
-                        last = all(t[0] != i for t in tiles[n + 1:])
-                        write += ((r1 - r0) * d + 2 * (r1 - r0)) if last else 0
-                    else:                                   # K_j, V_j once per column; Q_i, O_i, m_i, l_i every tile
-                        read += (2 * (c1 - c0) * d if j not in seen_j else 0) + 2 * (r1 - r0) * d + 2 * (r1 - r0) * 2
-                        write += (r1 - r0) * d + 2 * (r1 - r0) * 2
-                    seen_i.add(i); seen_j.add(j)
-                    diag = bool((~visible[r0:r1, c0:c1]).any())
-                    steps.append({"i": i, "j": j, "diag": diag, "read": read * elem_bytes, "write": write * elem_bytes})
-                lse = torch.where(l > 0, m + torch.log(l.clamp_min(1e-300)), float("-inf"))
-                skipped = [[i, j] for i in range(nq) for j in range(nk) if (i, j) not in todo]
-                configs[f"{'causal' if causal else 'full'}-{bq}x{bk}-{order}"] = {
-                    "bq": bq, "bk": bk, "steps": steps, "rows": rows, "skipped": skipped,
-                    "lse": [round(x, 5) for x in lse.tolist()]}
+                configs[f"{'causal' if causal else 'full'}-{bq}x{bk}-{order}"] = _trace_config(s_all, visible, bq, bk, order, d, elem_bytes)
     naive = (4 * N * N + 4 * N * d) * elem_bytes
     return {"N": N, "d": d, "blocks": [list(b) for b in blocks], "naive_read": (2 * N * N + 3 * N * d) * elem_bytes,
             "naive_write": (2 * N * N + N * d) * elem_bytes, "naive_bytes": naive, "configs": configs}

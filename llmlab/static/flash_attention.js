@@ -74,7 +74,10 @@ function render({ model, el }) {
   function fillBlockOptions() {
     blockSel.replaceChildren(...(trace().blocks || []).map((b, i) => { const o = el_("option", null, `${b[0]} × ${b[1]}`); o.value = String(i); return o; }));
     blockSel.value = String(state.block);
-    rowSlider.max = String(Math.max(0, (trace().N || 1) - 1));
+    const maxRow = Math.max(0, (trace().N || 1) - 1);
+    state.row = Math.min(state.row, maxRow);
+    rowSlider.max = String(maxRow);            // set max first: an input's value is clamped to [min, max]
+    rowSlider.value = String(state.row);       // then the thumb shows the row the panel shows (a new range input sits mid-way)
   }
 
   function drawGrid(c, s) {
@@ -140,6 +143,7 @@ function render({ model, el }) {
     const st = c.steps[s];
     label.textContent = st ? `tile ${s + 1}/${c.steps.length}: Q block ${st.i} × K/V block ${st.j}${st.diag ? " (diagonal, masked)" : ""}` : "no tiles";
     rowLab.textContent = String(state.row);
+    if (rowSlider.value !== String(state.row)) rowSlider.value = String(state.row);
     drawGrid(c, s); drawSide(c, s);
   }
 

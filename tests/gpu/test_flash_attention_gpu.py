@@ -57,3 +57,23 @@ def test_auto_uses_triton_on_cuda_and_matches_sdpa_at_long_length():
     out = flash_attention(q, k, v, causal=True)
     want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     assert (out.float() - want.float()).abs().max().item() < 2e-2
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32], ids=["fp16", "bf16", "fp32"])
+def test_fully_masked_rows_are_zero_with_lse_minus_inf_forward_and_backward(dtype):
+    "Causal with Nq=300 > Nk=70: the first 230 rows see no key. Output 0, LSE -inf, dq 0, no NaN anywhere (issue 17's rule)."
+    g = torch.Generator(device="cuda").manual_seed(1)
+    q = torch.randn(2, 4, 300, 64, device="cuda", generator=g).to(dtype).requires_grad_()
+    k, v = (torch.randn(2, 2, 70, 64, device="cuda", generator=g).to(dtype).requires_grad_() for _ in range(2))
+    out, lse = flash_attention(q, k, v, causal=True, backend="triton", return_lse=True)
+    dq, dk, dv = torch.autograd.grad((out.float().sum() + lse.masked_fill(~torch.isfinite(lse), 0).sum()), (q, k, v))
+    assert not any(torch.isnan(t).any() for t in (out, lse, dq, dk, dv))
+    assert out[:, :, :230].abs().max().item() == 0 and dq[:, :, :230].abs().max().item() == 0
+    assert (lse[:, :, :230] == float("-inf")).all() and torch.isfinite(lse[:, :, 230:]).all()
+
+
+def test_launcher_refuses_gqa_that_does_not_divide_on_gpu():
+    "Before the check, 4 query heads over 3 K/V heads read past K/V and gave NaN for some heads."
+    from llmlab.kernels.flash_attention import flash_fwd_triton
+    q, kv = torch.randn(1, 4, 64, 64, device="cuda"), torch.randn(1, 3, 64, 64, device="cuda")
+    with pytest.raises(ValueError, match="divisible by k/v heads Hkv=3"): flash_fwd_triton(q, kv, kv, False, 0.125)
