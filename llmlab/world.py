@@ -14,7 +14,7 @@ from .lab import check_int, check_float, check_choice
 # %% auto #0
 __all__ = ['FIRST', 'LAST', 'CITIES', 'JOBS', 'COLOURS', 'TOPICS', 'HAPPY', 'SAD', 'SENTIMENT_WORDS', 'FUNCTION', 'PUNCT', 'OPS',
            'SPECIALS', 'TAGS', 'SENTIMENTS', 'MAX_RARE', 'DEFAULT_MIX', 'MAX_DIGITS', 'TAG_ID', 'SENT_ID', 'KINDS',
-           'Doc', 'detokenize', 'Task', 'World', 'label_sentiment', 'Tokenizer', 'LMData', 'dataset']
+           'World', 'Doc', 'detokenize', 'label_sentiment', 'Task', 'Tokenizer', 'LMData', 'dataset']
 
 # %% ../nbs/02_world.ipynb #cc1c560a
 FIRST = ("ada alan anna ben cara dan eli eva finn gina hugo ida ivan jade kai lena leo lia max mia nils nora omar "
@@ -56,78 +56,7 @@ def _rare_words(n: int, seed: int) -> list[str]:
         if w not in seen: seen.add(w); out.append(w)
     return out
 
-# %% ../nbs/02_world.ipynb #5a0b3939
-@dataclass
-class Doc:
-    "One document: its tokens (the tokenizer's units), one tag per token, and the labels of its sentences."
-    kind: str                       # 'story', 'facts', 'arith' or 'rare'
-    tokens: list[str]               # words, punctuation and single digits, in order
-    tags: list[str]                 # one of TAGS per token
-    sentence: list[int]             # index of the sentence each token belongs to
-    sentences: list[dict]           # per sentence: {'sentiment', 'topic'} (stories), {'relation'} (facts)...
-    steps: list[dict] = field(default_factory=list)   # arithmetic: {'a', 'op', 'b', 'c', 'correct'} per step
-    answer: int | None = None       # arithmetic: the answer the document states (its last result)
-    true_answer: int | None = None  # arithmetic: the correct answer of the problem
-
-    @property
-    def text(self) -> str:
-        "The document as text: tokens joined by spaces, except that consecutive digits join into one number."
-        return detokenize(self.tokens)
-
-def detokenize(tokens: Sequence[str]) -> str:
-    "Join tokens with spaces, gluing runs of digits into numbers (the inverse of `Tokenizer.split`)."
-    if not isinstance(tokens, (list, tuple)):
-        raise TypeError(f"tokens must be a list of token strings, got {type(tokens).__name__}")
-    out = []
-    for i, t in enumerate(tokens):
-        if not isinstance(t, str): raise TypeError(f"tokens[{i}] must be a str, got {t!r} ({type(t).__name__})")
-        if i and not (t.isdigit() and tokens[i - 1].isdigit()): out.append(" ")
-        out.append(t)
-    return "".join(out)
-
-@dataclass
-class Task:
-    "A prompt with an exact answer; `check(completion)` accepts exactly the right answer."
-    prompt: str
-    answer: str
-    kind: str = "arith"
-    meta: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        for name in ("prompt", "answer", "kind"):
-            v = getattr(self, name)
-            if not isinstance(v, str): raise TypeError(f"Task: {name} must be a str, got {v!r} ({type(v).__name__})")
-        if not isinstance(self.meta, dict): raise TypeError(f"Task: meta must be a dict, got {type(self.meta).__name__}")
-
-    def check(self, completion: str) -> bool:
-        "True iff `completion` states exactly `answer` (or one of `meta['all_answers']`): nothing more, nothing less."
-        if not isinstance(completion, str):
-            raise TypeError(f"Task.check: completion must be a str (decode token ids first), got {type(completion).__name__}")
-        got = _extract(completion, self.kind)
-        return got is not None and (got == self.answer or got in self.meta.get("all_answers", ()))
-
-def _extract(completion: str, kind: str) -> str | None:
-    "The answer a completion states: for arithmetic the number after 'answer', else the text up to the first '.'."
-    words = completion.replace("<eos>", " . ").split()
-    if kind == "arith":
-        if "answer" not in words: return None
-        rest = words[words.index("answer") + 1:]
-        ans = []
-        for w in rest:
-            if w in (".", ";") : break
-            ans.append(w)
-        return " ".join(ans) if ans else None
-    ans = []
-    for w in words:
-        if w in (".", ";"): break
-        ans.append(w)
-    return " ".join(ans) if ans else None
-
-def _digits(n: int) -> list[str]:
-    s = str(n)
-    return (["-"] if s.startswith("-") else []) + list(s.lstrip("-"))
-
-# %% ../nbs/02_world.ipynb #077deb63
+# %% ../nbs/02_world.ipynb #42e9eef7
 class World:
     "A seeded world of people (name, city, job, favourite colour, parent) and the text that talks about it."
     def __init__(self, seed: int = 0, n_entities: int = 120, n_rare: int = 300, zipf_a: float = 1.1):
@@ -160,75 +89,119 @@ class World:
         for objs, verbs in TOPICS.values(): v |= set(objs + verbs)
         return sorted(v | set(self.rare))
 
-    # ---- sentence builders: each appends tokens/tags and returns the sentence's label dict ----
-    def _name(self, toks, tags, pid):
-        f, l = self.people[pid]["name"].split()
-        toks += [f, l]; tags += ["NAME", "NAME"]
+# %% ../nbs/02_world.ipynb #590345c4
+def _name(self, toks, tags, pid):
+    f, l = self.people[pid]["name"].split()
+    toks += [f, l]; tags += ["NAME", "NAME"]
 
-    def _fact(self, rng, toks, tags, pid, relation):
-        p = self.people[pid]
-        self._name(toks, tags, pid)
-        if relation == "city": toks += ["lives", "in", p["city"]]; tags += ["WORD", "WORD", "CITY"]
-        elif relation == "job": toks += ["works", "as", "a", p["job"]]; tags += ["WORD", "WORD", "WORD", "JOB"]
-        elif relation == "colour": toks += ["likes", p["colour"]]; tags += ["WORD", "COLOUR"]
-        else:                                                    # parent, stated in ONE direction only
-            toks += ["'s", "parent", "is"]; tags += ["WORD", "WORD", "WORD"]
-            self._name(toks, tags, p["parent"])
-        toks.append("."); tags.append("PUNCT")
-        return {"relation": relation, "person": pid}
+def _fact(self, rng, toks, tags, pid, relation):
+    p = self.people[pid]
+    self._name(toks, tags, pid)
+    if relation == "city": toks += ["lives", "in", p["city"]]; tags += ["WORD", "WORD", "CITY"]
+    elif relation == "job": toks += ["works", "as", "a", p["job"]]; tags += ["WORD", "WORD", "WORD", "JOB"]
+    elif relation == "colour": toks += ["likes", p["colour"]]; tags += ["WORD", "COLOUR"]
+    else:                                                    # parent, stated in ONE direction only
+        toks += ["'s", "parent", "is"]; tags += ["WORD", "WORD", "WORD"]
+        self._name(toks, tags, p["parent"])
+    toks.append("."); tags.append("PUNCT")
+    return {"relation": relation, "person": pid}
 
-    def _story_sentence(self, rng, toks, tags, pid, topic, sentiment):
-        objs, verbs = TOPICS[topic]
-        self._name(toks, tags, pid)
-        toks += [rng.choice(verbs), "the", rng.choice(objs)]; tags += ["VERB", "WORD", "OBJECT"]
-        if sentiment == "neutral":
-            toks += ["today"]; tags += ["WORD"]
-        else:
-            toks += ["and", "felt", rng.choice(HAPPY if sentiment == "happy" else SAD)]; tags += ["WORD", "WORD", "SENTIMENT"]
-        toks.append("."); tags.append("PUNCT")
-        return {"sentiment": sentiment, "topic": topic, "person": pid}
+World._name, World._fact = _name, _fact
 
-    def _arith_problem(self, rng, n_steps: int, digits: int, ops) -> tuple[int, list]:
-        "A start number and (op, operand) pairs applied left to right; '-' never goes below zero, '*' takes a one-digit operand."
-        lo, hi = (10 ** (digits - 1) if digits > 1 else 0), 10 ** digits - 1
-        a = rng.randint(lo, hi); cur = a; operands = []
-        for _ in range(n_steps):
-            op = rng.choice(ops)
-            if op == "-" and cur < lo: op = "+" if "+" in ops else "*"       # keep every result >= 0
-            b = rng.randint(2, 9) if op == "*" else rng.randint(lo, min(hi, cur) if op == "-" else hi)
-            operands.append((op, b)); cur = OPS[op](cur, b)
-        return a, operands
+# %% ../nbs/02_world.ipynb #23abe362
+@dataclass
+class Doc:
+    "One document: its tokens (the tokenizer's units), one tag per token, and the labels of its sentences."
+    kind: str                       # 'story', 'facts', 'arith' or 'rare'
+    tokens: list[str]               # words, punctuation and single digits, in order
+    tags: list[str]                 # one of TAGS per token
+    sentence: list[int]             # index of the sentence each token belongs to
+    sentences: list[dict]           # per sentence: {'sentiment', 'topic'} (stories), {'relation'} (facts)...
+    steps: list[dict] = field(default_factory=list)   # arithmetic: {'a', 'op', 'b', 'c', 'correct'} per step
+    answer: int | None = None       # arithmetic: the answer the document states (its last result)
+    true_answer: int | None = None  # arithmetic: the correct answer of the problem
 
-    def _arith_tokens(self, rng, a, operands, error_rate):
-        "Tokens and tags of 'calc A op B ... : A op B = C ; C op D = E . answer E .' with wrong steps carried on."
-        toks, tags = ["calc"], ["WORD"]
-        num = lambda n: (toks.extend(_digits(n)), tags.extend(["NUMBER"] * len(_digits(n))))
-        num(a)
-        for op, b in operands: toks.append(op); tags.append("OPERATOR"); num(b)
-        toks.append(":"); tags.append("PUNCT")
-        steps, cur, true = [], a, a
-        def _stays_nonneg(v, rest):                                # does the chain from v stay >= 0 through `rest`?
-            for op, b in rest:
-                v = OPS[op](v, b)
-                if v < 0: return False
-            return True
-        for i, (op, b) in enumerate(operands):
-            c = OPS[op](cur, b); true = OPS[op](true, b)
-            written = c
-            if rng.random() < error_rate:                          # a wrong step: off by 1 to 3, never negative
-                sign, k = rng.choice([-1, 1]), rng.randint(1, 3)
-                written = max(0, c + sign * k)
-                if written == c: written = c + 1
-                if not _stays_nonneg(written, operands[i + 1:]): written = c + k   # err upwards: the carried-on chain
-                                                                                   # can then never go below the true one
-            num(cur); toks.append(op); tags.append("OPERATOR"); num(b); toks.append("="); tags.append("OPERATOR"); num(written)
-            toks.append(";" if i < len(operands) - 1 else "."); tags.append("PUNCT")
-            steps.append({"a": cur, "op": op, "b": b, "c": written, "correct": written == c})
-            cur = written
-        toks.append("answer"); tags.append("WORD"); num(cur); toks.append("."); tags.append("PUNCT")
-        return toks, tags, steps, cur, true
+    @property
+    def text(self) -> str:
+        "The document as text: tokens joined by spaces, except that consecutive digits join into one number."
+        return detokenize(self.tokens)
 
-# %% ../nbs/02_world.ipynb #07559cdc
+def detokenize(tokens: Sequence[str]) -> str:
+    "Join tokens with spaces, gluing runs of digits into numbers (the inverse of `Tokenizer.split`)."
+    if not isinstance(tokens, (list, tuple)):
+        raise TypeError(f"tokens must be a list of token strings, got {type(tokens).__name__}")
+    out = []
+    for i, t in enumerate(tokens):
+        if not isinstance(t, str): raise TypeError(f"tokens[{i}] must be a str, got {t!r} ({type(t).__name__})")
+        if i and not (t.isdigit() and tokens[i - 1].isdigit()): out.append(" ")
+        out.append(t)
+    return "".join(out)
+
+# %% ../nbs/02_world.ipynb #30f2d395
+def _story_sentence(self, rng, toks, tags, pid, topic, sentiment):
+    objs, verbs = TOPICS[topic]
+    self._name(toks, tags, pid)
+    toks += [rng.choice(verbs), "the", rng.choice(objs)]; tags += ["VERB", "WORD", "OBJECT"]
+    if sentiment == "neutral":
+        toks += ["today"]; tags += ["WORD"]
+    else:
+        toks += ["and", "felt", rng.choice(HAPPY if sentiment == "happy" else SAD)]; tags += ["WORD", "WORD", "SENTIMENT"]
+    toks.append("."); tags.append("PUNCT")
+    return {"sentiment": sentiment, "topic": topic, "person": pid}
+
+World._story_sentence = _story_sentence
+
+# %% ../nbs/02_world.ipynb #8ae2a175
+def _arith_problem(self, rng, n_steps: int, digits: int, ops) -> tuple[int, list]:
+    "A start number and (op, operand) pairs applied left to right; '-' never goes below zero, '*' takes a one-digit operand."
+    lo, hi = (10 ** (digits - 1) if digits > 1 else 0), 10 ** digits - 1
+    a = rng.randint(lo, hi); cur = a; operands = []
+    for _ in range(n_steps):
+        op = rng.choice(ops)
+        if op == "-" and cur < lo: op = "+" if "+" in ops else "*"       # keep every result >= 0
+        b = rng.randint(2, 9) if op == "*" else rng.randint(lo, min(hi, cur) if op == "-" else hi)
+        operands.append((op, b)); cur = OPS[op](cur, b)
+    return a, operands
+
+World._arith_problem = _arith_problem
+
+# %% ../nbs/02_world.ipynb #1e4df76d
+def _digits(n: int) -> list[str]:
+    s = str(n)
+    return (["-"] if s.startswith("-") else []) + list(s.lstrip("-"))
+
+def _arith_tokens(self, rng, a, operands, error_rate):
+    "Tokens and tags of 'calc A op B ... : A op B = C ; C op D = E . answer E .' with wrong steps carried on."
+    toks, tags = ["calc"], ["WORD"]
+    num = lambda n: (toks.extend(_digits(n)), tags.extend(["NUMBER"] * len(_digits(n))))
+    num(a)
+    for op, b in operands: toks.append(op); tags.append("OPERATOR"); num(b)
+    toks.append(":"); tags.append("PUNCT")
+    steps, cur, true = [], a, a
+    def _stays_nonneg(v, rest):                                # does the chain from v stay >= 0 through `rest`?
+        for op, b in rest:
+            v = OPS[op](v, b)
+            if v < 0: return False
+        return True
+    for i, (op, b) in enumerate(operands):
+        c = OPS[op](cur, b); true = OPS[op](true, b)
+        written = c
+        if rng.random() < error_rate:                          # a wrong step: off by 1 to 3, never negative
+            sign, k = rng.choice([-1, 1]), rng.randint(1, 3)
+            written = max(0, c + sign * k)
+            if written == c: written = c + 1
+            if not _stays_nonneg(written, operands[i + 1:]): written = c + k   # err upwards: the carried-on chain
+                                                                               # can then never go below the true one
+        num(cur); toks.append(op); tags.append("OPERATOR"); num(b); toks.append("="); tags.append("OPERATOR"); num(written)
+        toks.append(";" if i < len(operands) - 1 else "."); tags.append("PUNCT")
+        steps.append({"a": cur, "op": op, "b": b, "c": written, "correct": written == c})
+        cur = written
+    toks.append("answer"); tags.append("WORD"); num(cur); toks.append("."); tags.append("PUNCT")
+    return toks, tags, steps, cur, true
+
+World._arith_tokens = _arith_tokens
+
+# %% ../nbs/02_world.ipynb #d4a419ea
 DEFAULT_MIX = {"story": 0.35, "facts": 0.35, "arith": 0.25, "rare": 0.05}
 
 MAX_DIGITS = 100          # operands of up to 100 digits (Python refuses to print ints of more than 4,300)
@@ -256,6 +229,7 @@ def _check_ops(name: str, ops) -> tuple:
         raise ValueError(f"{name} must be a non-empty subset of {list(OPS)}, got {ops!r}")
     return tuple(ops)
 
+# %% ../nbs/02_world.ipynb #eb4ca7d5
 def _corpus(self, n_docs: int, seed: int = 0, mix: dict | None = None, error_rate: float = 0.0,
             arith_steps: tuple[int, int] = (1, 2), arith_digits: int = 2, arith_ops: Sequence[str] = ("+", "-", "*"),
             story_len: tuple[int, int] = (2, 4), facts_per_doc: tuple[int, int] = (2, 4)) -> list[Doc]:
@@ -301,13 +275,14 @@ def _corpus(self, n_docs: int, seed: int = 0, mix: dict | None = None, error_rat
     return docs
 World.corpus = _corpus
 
-# %% ../nbs/02_world.ipynb #ceee8842
+# %% ../nbs/02_world.ipynb #4e52b1dd
 def label_sentiment(sentence: str) -> str:
     "The world's exact sentiment label of a sentence: 'happy' or 'sad' by its sentiment words, 'mixed', or 'neutral'."
     if not isinstance(sentence, str): raise TypeError(f"sentence must be a str, got {type(sentence).__name__}")
     found = {SENTIMENT_WORDS[w] for w in sentence.split() if w in SENTIMENT_WORDS}
     return "mixed" if len(found) > 1 else (found.pop() if found else "neutral")
 
+# %% ../nbs/02_world.ipynb #f161f48b
 def _sentiment_pairs(self, n: int, seed: int = 0) -> list[tuple[str, str]]:
     "`n` (happy, sad) story sentences identical except for the sentiment word."
     check_int("n", n, lo=0); check_int("seed", seed)
@@ -323,6 +298,46 @@ def _sentiment_pairs(self, n: int, seed: int = 0) -> list[tuple[str, str]]:
     return out
 World.sentiment_pairs = _sentiment_pairs
 
+# %% ../nbs/02_world.ipynb #20997ee6
+@dataclass
+class Task:
+    "A prompt with an exact answer; `check(completion)` accepts exactly the right answer."
+    prompt: str
+    answer: str
+    kind: str = "arith"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("prompt", "answer", "kind"):
+            v = getattr(self, name)
+            if not isinstance(v, str): raise TypeError(f"Task: {name} must be a str, got {v!r} ({type(v).__name__})")
+        if not isinstance(self.meta, dict): raise TypeError(f"Task: meta must be a dict, got {type(self.meta).__name__}")
+
+    def check(self, completion: str) -> bool:
+        "True iff `completion` states exactly `answer` (or one of `meta['all_answers']`): nothing more, nothing less."
+        if not isinstance(completion, str):
+            raise TypeError(f"Task.check: completion must be a str (decode token ids first), got {type(completion).__name__}")
+        got = _extract(completion, self.kind)
+        return got is not None and (got == self.answer or got in self.meta.get("all_answers", ()))
+
+def _extract(completion: str, kind: str) -> str | None:
+    "The answer a completion states: for arithmetic the number after 'answer', else the text up to the first '.'."
+    words = completion.replace("<eos>", " . ").split()
+    if kind == "arith":
+        if "answer" not in words: return None
+        rest = words[words.index("answer") + 1:]
+        ans = []
+        for w in rest:
+            if w in (".", ";") : break
+            ans.append(w)
+        return " ".join(ans) if ans else None
+    ans = []
+    for w in words:
+        if w in (".", ";"): break
+        ans.append(w)
+    return " ".join(ans) if ans else None
+
+# %% ../nbs/02_world.ipynb #ec94b512
 def _fact_queries(self, n: int, direction: str = "forward", relation: str = "city", seed: int = 0) -> list[Task]:
     "`n` fact questions with exact answers: forward ('ada ford lives in' -> city) or reverse ('X 's child is' -> name)."
     check_choice("direction", direction, ("forward", "reverse"))
@@ -360,7 +375,7 @@ def _arithmetic_tasks(self, n: int, steps: int | tuple[int, int] = 1, digits: in
     return out
 World.arithmetic_tasks = _arithmetic_tasks
 
-# %% ../nbs/02_world.ipynb #84827cc0
+# %% ../nbs/02_world.ipynb #d7319b92
 class Tokenizer:
     "Word-level tokenizer over the world's vocabulary: words and punctuation are tokens, numbers split into digits."
     def __init__(self, vocab: Sequence[str], strict: bool = True):
@@ -397,41 +412,45 @@ class Tokenizer:
             else: out.append(w)
         return out
 
-    def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
-        "Token ids of `text` (optionally framed by <bos>/<eos>); an unknown word raises unless strict=False (-> <unk>)."
-        ids = [self.bos_id] if bos else []
-        stoi = self.stoi
-        for t in self.split(text):
-            i = stoi.get(t)
-            if i is None:
-                if self.strict: raise ValueError(f"unknown word {t!r}: not in this world's vocabulary (use strict=False to map it to <unk>)")
-                i = self.unk_id
-            ids.append(i)
-        if eos: ids.append(self.eos_id)
-        return ids
+# %% ../nbs/02_world.ipynb #e3373b63
+def _encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
+    "Token ids of `text` (optionally framed by <bos>/<eos>); an unknown word raises unless strict=False (-> <unk>)."
+    ids = [self.bos_id] if bos else []
+    stoi = self.stoi
+    for t in self.split(text):
+        i = stoi.get(t)
+        if i is None:
+            if self.strict: raise ValueError(f"unknown word {t!r}: not in this world's vocabulary (use strict=False to map it to <unk>)")
+            i = self.unk_id
+        ids.append(i)
+    if eos: ids.append(self.eos_id)
+    return ids
 
-    def decode(self, ids: Sequence[int], skip_special: bool = False) -> str:
-        "Text of token `ids` (digits glued back into numbers); `skip_special` drops <pad>, <bos>, <eos>."
-        if isinstance(ids, (torch.Tensor, np.ndarray)):
-            if ids.ndim > 1: raise ValueError(f"ids must be 1-D (one sequence), got shape {tuple(ids.shape)}")
-            ints = (ids.dtype != torch.bool and not ids.is_floating_point() and not ids.is_complex()) if isinstance(ids, torch.Tensor) else ids.dtype.kind in "iu"
-            if not ints: raise TypeError(f"ids must hold integer token ids, got dtype {ids.dtype}")
-            ids = ids.reshape(-1).tolist()
-        elif isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
-            raise TypeError(f"ids must be a list of integer token ids, got {type(ids).__name__}")
-        n = self.vocab_size
-        toks = []
-        for k, i in enumerate(ids):
-            if isinstance(i, torch.Tensor) and i.dim() == 0 and not i.is_floating_point() and i.dtype != torch.bool: i = i.item()
-            if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-                raise TypeError(f"ids[{k}] must be an integer token id, got {i!r} ({type(i).__name__})")
-            i = int(i)
-            if not 0 <= i < n: raise ValueError(f"ids[{k}] = {i}: token id out of range for vocab_size {n}")
-            if skip_special and i in (self.pad_id, self.bos_id, self.eos_id): continue
-            toks.append(self.itos[i])
-        return detokenize(toks)
+def _decode(self, ids: Sequence[int], skip_special: bool = False) -> str:
+    "Text of token `ids` (digits glued back into numbers); `skip_special` drops <pad>, <bos>, <eos>."
+    if isinstance(ids, (torch.Tensor, np.ndarray)):
+        if ids.ndim > 1: raise ValueError(f"ids must be 1-D (one sequence), got shape {tuple(ids.shape)}")
+        ints = (ids.dtype != torch.bool and not ids.is_floating_point() and not ids.is_complex()) if isinstance(ids, torch.Tensor) else ids.dtype.kind in "iu"
+        if not ints: raise TypeError(f"ids must hold integer token ids, got dtype {ids.dtype}")
+        ids = ids.reshape(-1).tolist()
+    elif isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise TypeError(f"ids must be a list of integer token ids, got {type(ids).__name__}")
+    n = self.vocab_size
+    toks = []
+    for k, i in enumerate(ids):
+        if isinstance(i, torch.Tensor) and i.dim() == 0 and not i.is_floating_point() and i.dtype != torch.bool: i = i.item()
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"ids[{k}] must be an integer token id, got {i!r} ({type(i).__name__})")
+        i = int(i)
+        if not 0 <= i < n: raise ValueError(f"ids[{k}] = {i}: token id out of range for vocab_size {n}")
+        if skip_special and i in (self.pad_id, self.bos_id, self.eos_id): continue
+        toks.append(self.itos[i])
+    return detokenize(toks)
 
-# %% ../nbs/02_world.ipynb #0c726bfc
+for _f, _n in ((_encode, "encode"), (_decode, "decode")): _f.__name__, _f.__qualname__ = _n, f"Tokenizer.{_n}"
+Tokenizer.encode, Tokenizer.decode = _encode, _decode
+
+# %% ../nbs/02_world.ipynb #984088a6
 TAG_ID = {t: i for i, t in enumerate(TAGS)}
 SENT_ID = {s: i for i, s in enumerate(SENTIMENTS)}
 
@@ -464,6 +483,7 @@ class LMData:
         i = torch.randint(len(self.x), (batch_size,), generator=generator)
         return self.x[i], self.y[i]
 
+# %% ../nbs/02_world.ipynb #3c78dca4
 KINDS = ("special", "story", "facts", "arith", "rare")
 
 def dataset(tokenizer: Tokenizer, docs: Sequence[Doc], ctx_len: int) -> LMData:
