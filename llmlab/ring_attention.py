@@ -9,8 +9,8 @@ from typing import Callable, NamedTuple
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from .lab import HAS_WIDGETS, LabWidget, widget_esm, in_notebook
-from .flash_attention import flash_attention
+from .lab import HAS_WIDGETS, LabWidget, widget_esm, in_notebook, check_int, check_float, check_choice, check_tensor
+from .flash_attention import flash_attention, masked_softmax, _check_attention_inputs, _check_bool
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'shard_positions', 'shard', 'unshard', 'block_attention_ref', 'case_tensors', 'merge_partials', 'BlockPlan',
@@ -25,11 +25,10 @@ LAYOUTS = ("contiguous", "zigzag", "stripe")
 def _check_layout(layout):
     if layout not in LAYOUTS: raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
-def _check_split(n: int, world: int, layout: str, what: str = "sequence length N"):
+def _check_split(n: int, world: int, layout: str, what: str = "sequence length N", world_name: str = "world"):
     "Raise a clear error unless a sequence of length `n` splits evenly over `world` ranks under `layout`."
     _check_layout(layout)
-    if isinstance(world, bool) or not isinstance(world, int) or world < 1:
-        raise ValueError(f"world must be a positive int, got {world!r}")
+    check_int(world_name, world, lo=1); check_int(what, n)
     parts = 2 * world if layout == "zigzag" else world
     if n < parts or n % parts:
         need = "2*world" if layout == "zigzag" else "world"
@@ -50,9 +49,15 @@ def shard_positions(n: int, rank: int, world: int, layout: str = "contiguous") -
                           torch.arange((2 * world - 1 - rank) * c, (2 * world - rank) * c)])
     return torch.arange(rank, n, world)          # stripe: every P-th token, starting at r
 
+# %% ../nbs/11_ring_attention.ipynb #0e6e2c31
+def _check_dim(dim, ndim: int) -> int:
+    check_int("dim", dim)
+    if ndim == 0 or not -ndim <= dim < ndim: raise ValueError(f"dim must be in [-{ndim}, {ndim}) for a {ndim}-D tensor, got {dim}")
+    return dim
+
 def shard(x: torch.Tensor, rank: int, world: int, layout: str = "contiguous", dim: int = -2) -> torch.Tensor:
     "The part of `x` (sequence along `dim`, default -2 as in (B, H, N, D)) that `rank` of `world` holds under `layout`."
-    if not isinstance(x, torch.Tensor): raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    check_tensor("x", x); _check_dim(dim, x.ndim)
     pos = shard_positions(x.shape[dim], rank, world, layout)
     return x.index_select(dim, pos.to(x.device))
 
@@ -60,6 +65,7 @@ def unshard(shards: list, layout: str = "contiguous", dim: int = -2) -> torch.Te
     "Inverse of `shard`: put every rank's shard (a list in rank order) back in sequence order along `dim`."
     if not isinstance(shards, (list, tuple)) or not shards or not all(isinstance(s, torch.Tensor) for s in shards):
         raise TypeError(f"shards must be a non-empty list of tensors (one per rank), got {type(shards).__name__}")
+    _check_dim(dim, shards[0].ndim)
     world, n_local = len(shards), shards[0].shape[dim]
     if any(s.shape != shards[0].shape for s in shards):
         raise ValueError(f"every shard must have the same shape, got {[tuple(s.shape) for s in shards]}")
@@ -73,10 +79,14 @@ def _acc_dtype(dtype): return torch.float64 if dtype == torch.float64 else torch
 
 def block_attention_ref(q, k, v, causal: bool = False, scale: float | None = None, q_pos=None, k_pos=None):
     "One attention block and its natural-log LSE: (out (B, H, Nq, D) in q.dtype, lse (B, H, Nq) float32/64); causal masks by positions k_pos <= q_pos."
+    scale = _check_attention_inputs(q, k, v, scale)
+    _check_bool("causal", causal)
     B, H, Nq, D = q.shape
     Nk = k.shape[2]
-    if H % k.shape[1]: raise ValueError(f"q heads H={H} must be divisible by k/v heads Hkv={k.shape[1]}")
-    scale = 1.0 / math.sqrt(D) if scale is None else scale
+    for name, pos, n in (("q_pos", q_pos, Nq), ("k_pos", k_pos, Nk)):
+        if pos is None: continue
+        check_tensor(name, pos, shape=(n,))
+        if pos.dtype.is_floating_point or pos.dtype == torch.bool: raise TypeError(f"{name} must hold integer positions, got {pos.dtype}")
     acc = _acc_dtype(q.dtype)
     G = H // k.shape[1]
     kk, vv = k.repeat_interleave(G, 1).to(acc), v.repeat_interleave(G, 1).to(acc)     # (B, H, Nk, D)
@@ -85,13 +95,16 @@ def block_attention_ref(q, k, v, causal: bool = False, scale: float | None = Non
         qp = torch.arange(Nk - Nq, Nk, device=q.device) if q_pos is None else q_pos.to(q.device)  # bottom-right default
         kp = torch.arange(Nk, device=q.device) if k_pos is None else k_pos.to(q.device)
         s = s.masked_fill(kp[None, :] > qp[:, None], float("-inf"))
-    lse = torch.logsumexp(s, dim=-1)                                                   # (B, H, Nq); -inf if nothing visible
-    p = torch.exp(s - torch.where(torch.isfinite(lse), lse, 0.0)[..., None])           # exp(-inf) = 0 on masked entries
-    return (p @ vv).to(q.dtype), lse
+    p, lse = masked_softmax(s)                                                         # lse (B, H, Nq): -inf if nothing visible
+    return (p @ vv).to(q.dtype), lse                                                   # and that row's output is 0
 
 def case_tensors(shape: tuple, dtype=torch.float64, seed: int = 0, hkv: int | None = None):
     "Seeded full q, k, v, dout for a check case: q/dout (B, H, N, D), k/v (B, hkv or H, N, D); every rank draws the same."
-    B, H, N, D = shape
+    if not (isinstance(shape, (tuple, list)) and len(shape) == 4): raise ValueError(f"shape must be (B, H, N, D), got {shape!r}")
+    B, H, N, D = (check_int(f"shape[{i}]", s, lo=1) for i, s in enumerate(shape))
+    check_int("seed", seed)
+    if hkv is not None and (check_int("hkv", hkv, lo=1) > H or H % hkv): raise ValueError(f"hkv must divide H={H}, got {hkv}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point): raise TypeError(f"dtype must be a torch float dtype, got {dtype!r}")
     g = torch.Generator().manual_seed(seed)
     kv_shape = (B, hkv or H, N, D)
     q, k, v = torch.randn(shape, generator=g), torch.randn(kv_shape, generator=g), torch.randn(kv_shape, generator=g)
@@ -101,9 +114,24 @@ def case_tensors(shape: tuple, dtype=torch.float64, seed: int = 0, hkv: int | No
 # %% ../nbs/11_ring_attention.ipynb #32f74c0e
 def merge_partials(out_a, lse_a, out_b, lse_b):
     "Merge two attentions over disjoint key sets through their LSEs: (out, lse), in the dtype of the LSEs (float32/64)."
-    lse = torch.logaddexp(lse_a, lse_b)                        # log(e^{lse_a} + e^{lse_b})
-    ref = torch.where(torch.isfinite(lse), lse, 0.0)           # rows that saw no key at all stay 0, not NaN
-    wa, wb = torch.exp(lse_a - ref), torch.exp(lse_b - ref)    # each part's share of the softmax mass
+    for name, t in (("out_a", out_a), ("lse_a", lse_a), ("out_b", out_b), ("lse_b", lse_b)): check_tensor(name, t, dtype="float")
+    if out_a.shape != out_b.shape or lse_a.shape != lse_b.shape or tuple(out_a.shape[:-1]) != tuple(lse_a.shape):
+        raise ValueError(f"out_a/out_b must share a shape (..., D) and lse_a/lse_b be that shape without D, got "
+                         f"{tuple(out_a.shape)}, {tuple(lse_a.shape)}, {tuple(out_b.shape)}, {tuple(lse_b.shape)}")
+    for name, t in (("lse_a", lse_a), ("lse_b", lse_b)):
+        if bool((torch.isnan(t) | torch.isposinf(t)).any()): raise ValueError(f"{name} has NaN or +inf: an LSE is finite, or -inf for a row that saw no key")
+    for name, t in (("out_a", out_a), ("out_b", out_b)): check_tensor(name, t, finite=True)
+    return _merge(out_a, lse_a, out_b, lse_b)
+
+def _merge(out_a, lse_a, out_b, lse_b):
+    "The merge itself, unchecked (the ring calls it once per block)."
+    m = torch.maximum(lse_a, lse_b).detach()
+    m = torch.where(torch.isfinite(m), m, 0.0)                 # rows that saw no key at all: shift by 0, not -inf
+    wa, wb = torch.exp(lse_a - m), torch.exp(lse_b - m)        # e^{lse - m}: 0 for a part that saw nothing
+    tot = wa + wb
+    seen = tot > 0
+    lse = torch.where(seen, m + torch.log(torch.where(seen, tot, 1.0)), float("-inf"))   # log(e^{lse_a} + e^{lse_b})
+    wa, wb = wa / torch.where(seen, tot, 1.0), wb / torch.where(seen, tot, 1.0)          # each part's share of the mass
     return wa[..., None] * out_a.to(lse.dtype) + wb[..., None] * out_b.to(lse.dtype), lse
 
 # %% ../nbs/11_ring_attention.ipynb #822c2c31
@@ -115,7 +143,10 @@ class BlockPlan(NamedTuple):
 
 def ring_block_plan(layout: str, q_rank: int, kv_rank: int, world: int, n_local: int, causal: bool) -> BlockPlan | None:
     "Which part of the block (queries of `q_rank`, keys of `kv_rank`) is visible: a `BlockPlan`, or None if fully masked."
-    _check_layout(layout)
+    _check_layout(layout); _check_bool("causal", causal)
+    check_int("world", world, lo=1); check_int("n_local", n_local, lo=1)
+    check_int("q_rank", q_rank, lo=0, hi=world - 1); check_int("kv_rank", kv_rank, lo=0, hi=world - 1)
+    if layout == "zigzag" and causal and n_local % 2: raise ValueError(f"zigzag needs an even local length, got n_local={n_local}")
     every = slice(0, n_local)
     if not causal: return BlockPlan(every, every, False)
     i, j = q_rank, kv_rank
@@ -134,27 +165,44 @@ def ring_block_plan(layout: str, q_rank: int, kv_rank: int, world: int, n_local:
 def plan_pairs(plan: BlockPlan | None) -> int:
     "Number of (query, key) pairs a plan computes: its share of the work."
     if plan is None: return 0
+    if not isinstance(plan, BlockPlan): raise TypeError(f"plan must be a BlockPlan or None, got {type(plan).__name__}")
     r, c = plan.rows.stop - plan.rows.start, plan.cols.stop - plan.cols.start
     return r * (r + 1) // 2 + r * (c - r) if plan.causal else r * c
 
 # %% ../nbs/11_ring_attention.ipynb #ba315339
 def ring_work(world: int, layout: str, causal: bool, n_local: int = 64) -> list[list[int]]:
     "(query, key) pairs each rank computes at each ring step: `work[rank][step]`, from `ring_block_plan`."
+    check_int("n_local", n_local, lo=1); _check_bool("causal", causal)
     _check_split(world * n_local, world, layout)
     return [[plan_pairs(ring_block_plan(layout, r, (r - s) % world, world, n_local, causal)) for s in range(world)]
             for r in range(world)]
 
+# %% ../nbs/11_ring_attention.ipynb #81882729
+def _check_work(work) -> int:
+    "A work matrix is P lists of P non-negative ints (rank x step); return P."
+    if not isinstance(work, (list, tuple)) or not work:
+        raise ValueError(f"work must be a non-empty list of P lists (one per rank) of P step counts, got {work!r}")
+    P = len(work)
+    for r, row in enumerate(work):
+        if not isinstance(row, (list, tuple)) or len(row) != P:
+            raise ValueError(f"work[{r}] must be a list of {P} step counts (P ranks, P steps), got {row!r}")
+        for s, x in enumerate(row): check_int(f"work[{r}][{s}]", x, lo=0)
+    return P
+
 def layout_efficiency(work: list[list[int]]) -> dict:
     "Balance of a work matrix: ideal/slowest rank ('balance') and ideal/lock-step time ('lockstep'), 1.0 = perfect."
-    P = len(work)
+    P = _check_work(work)
+    if sum(map(sum, work)) == 0: raise ValueError("work has no pairs at all: there is no balance to measure")
     ideal = sum(map(sum, work)) / P                       # every rank doing an equal share
     slowest = max(map(sum, work))
     lockstep = sum(max(work[r][s] for r in range(P)) for s in range(P))   # each step waits for its slowest rank
     return {"balance": ideal / slowest, "lockstep": ideal / lockstep}
 
+# %% ../nbs/11_ring_attention.ipynb #09017440
 def ring_timeline(work: list[list[int]], block_pairs: int, comm: float = 0.5, overlap: bool = True) -> dict:
     "Model of the ring's timeline: a full block computes in 1.0 time units, a K/V hop takes `comm`; events per rank and the end time."
-    P = len(work)
+    P = _check_work(work)
+    check_int("block_pairs", block_pairs, lo=1); check_float("comm", comm, lo=0); _check_bool("overlap", overlap)
     t = lambda r, s: work[r][s] / block_pairs
     start = [[0.0] * P for _ in range(P)]; end = [[0.0] * P for _ in range(P)]
     events = [[] for _ in range(P)]
@@ -182,7 +230,7 @@ def local_attention(q, k, v, causal: bool = False, scale: float | None = None, b
 
 def _merge_rows(acc_out, acc_lse, out_b, lse_b, rows: slice):
     "Merge a block's partial result into the accumulators on `rows` only (out of place, so autograd can follow)."
-    mo, ml = merge_partials(acc_out[:, :, rows], acc_lse[:, :, rows], out_b, lse_b)
+    mo, ml = _merge(acc_out[:, :, rows], acc_lse[:, :, rows], out_b, lse_b)
     if rows.start == 0 and rows.stop == acc_out.shape[2]: return mo, ml
     cat = lambda a, m: torch.cat([a[:, :, :rows.start], m, a[:, :, rows.stop:]], dim=2)
     return cat(acc_out, mo), cat(acc_lse, ml)
@@ -228,16 +276,18 @@ def _check_qkv(q, k, v, scale, layout):
     if H % k.shape[1]: raise ValueError(f"q heads H={H} must be divisible by k/v heads Hkv={k.shape[1]}")
     if layout == "zigzag" and n % 2:
         raise ValueError(f"layout='zigzag' needs an even local length (two chunks per rank), got n={n}")
-    if scale is None: return 1.0 / math.sqrt(D)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
-        raise ValueError(f"scale must be a positive finite number or None (1/sqrt(D)), got {scale!r}")
-    return float(scale)
+    if min(q.shape) < 1 or k.shape[1] < 1: raise ValueError(f"q and k must have no empty dimension, got {tuple(q.shape)} and {tuple(k.shape)}")
+    if not (q.device == k.device == v.device): raise ValueError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
+    return _check_attention_inputs(q, k, v, scale)
 
+# %% ../nbs/11_ring_attention.ipynb #552fb933
 def ring_attention_simulated(q, k, v, world_size: int, causal: bool = False, layout: str = "contiguous",
                              scale: float | None = None, backend: str = "auto", on_step: Callable | None = None):
     "The ring in one process: shard full q, k, v (B, H, N, D) over `world_size` simulated ranks, run every step, unshard."
-    _check_split(q.shape[2] if isinstance(q, torch.Tensor) and q.ndim == 4 else -1, world_size, layout)
     scale = _check_qkv(q, k, v, scale, layout)
+    _check_bool("causal", causal)
+    _check_split(q.shape[2], world_size, layout, world_name="world_size")
+    if on_step is not None and not callable(on_step): raise TypeError(f"on_step must be callable or None, got {on_step!r}")
     P = world_size
     qs, ks, vs = ([shard(t, r, P, layout) for r in range(P)] for t in (q, k, v))
     acc = _acc_dtype(q.dtype)
@@ -270,6 +320,7 @@ def _wait(reqs, events=None, step=None):
     for r in reqs: r.wait()
     if events is not None: events.append(("wait", step, t0, time.perf_counter()))
 
+# %% ../nbs/11_ring_attention.ipynb #314320d4
 def _ring_forward(q, k, v, causal, layout, group, scale, backend, overlap=True, events=None):
     "The forward ring on this rank: (out, lse) in float32 (float64 for float64 inputs)."
     rank, world, nxt, prv = _ring_peers(group)
@@ -291,6 +342,7 @@ def _ring_forward(q, k, v, causal, layout, group, scale, backend, overlap=True, 
             kv = nxt_kv
     return out, lse
 
+# %% ../nbs/11_ring_attention.ipynb #4c940a02
 def _ring_backward(q, k, v, out, lse, dout, causal, layout, group, scale, backend):
     "The backward ring: K/V travel as in the forward, and each block's dK/dV travel with them back to their owner."
     rank, world, nxt, prv = _ring_peers(group)
@@ -311,6 +363,7 @@ def _ring_backward(q, k, v, out, lse, dout, causal, layout, group, scale, backen
     _wait(dkv_reqs)                                                     # after P hops block `rank` is home
     return dq, dkv[0], dkv[1]
 
+# %% ../nbs/11_ring_attention.ipynb #882157e1
 class _RingAttentionFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, causal, layout, group, scale, backend, overlap):
@@ -326,14 +379,28 @@ class _RingAttentionFn(torch.autograd.Function):
         return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None, None, None, None
 
 # %% ../nbs/11_ring_attention.ipynb #ba4f9e4a
+def _check_same_shards(q, k, layout, group):
+    "Every rank must pass shards of one shape and dtype: one small all_gather, so a mismatch is an error on every rank, not a crash."
+    world = dist.get_world_size(group)
+    if world == 1: return
+    mine = torch.tensor([*q.shape, *k.shape, _FLOATS.index(q.dtype), LAYOUTS.index(layout)], dtype=torch.int64, device=q.device)
+    got = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(got, mine, group=group)
+    rows = [g.tolist() for g in got]
+    if any(r != rows[0] for r in rows):
+        desc = "; ".join(f"rank {i}: q {tuple(r[:4])}, k/v {tuple(r[4:8])}, {_FLOATS[r[8]]}, {LAYOUTS[r[9]]}" for i, r in enumerate(rows))
+        raise ValueError(f"ring_attention: every rank must pass shards of the same shape, dtype and layout "
+                         f"(n = N/P tokens each), got {desc}")
+
 def ring_attention(q, k, v, causal: bool = False, layout: str = "contiguous", group=None, scale: float | None = None,
                    *, backend: str = "auto", overlap: bool = True):
     "Exact attention over a sequence sharded across the ranks of `group`: call on every rank with its shard (B, H, n, D); returns its output shard."
     scale = _check_qkv(q, k, v, scale, layout)
-    if not isinstance(causal, bool): raise TypeError(f"causal must be a bool, got {causal!r}")
+    _check_bool("causal", causal); _check_bool("overlap", overlap)
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError("ring_attention needs an initialised torch.distributed process group (run it under launch(...) "
                            "or torchrun); in one process use ring_attention_simulated")
+    _check_same_shards(q, k, layout, group)
     return _RingAttentionFn.apply(q, k, v, causal, layout, group, scale, backend, bool(overlap))
 
 # %% ../nbs/11_ring_attention.ipynb #fbbefb13
@@ -357,10 +424,11 @@ def _launch_entry(rank, fn, world, backend, port, timeout, outdir, args, threads
     finally:
         dist.destroy_process_group()
 
+# %% ../nbs/11_ring_attention.ipynb #0bc5104f
 def launch(fn: Callable, world_size: int, backend: str = "gloo", args: tuple = (), timeout: float = 60.0, threads: int = 1) -> list:
     "Run `fn(rank, world_size, *args)` in `world_size` spawned processes joined on 127.0.0.1; return their results in rank order."
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size must be a positive int, got {world_size!r}")
+    check_int("world_size", world_size, lo=1); check_int("threads", threads, lo=1)
+    if not isinstance(args, (tuple, list)): raise TypeError(f"args must be a tuple of extra arguments for fn, got {type(args).__name__}")
     if backend not in ("gloo", "nccl"): raise ValueError(f"backend must be 'gloo' (CPU) or 'nccl' (GPUs), got {backend!r}")
     if backend == "nccl" and torch.cuda.device_count() < world_size:
         raise RuntimeError(f"backend='nccl' needs one GPU per rank: world_size={world_size}, GPUs={torch.cuda.device_count()}")
@@ -387,7 +455,9 @@ def launch(fn: Callable, world_size: int, backend: str = "gloo", args: tuple = (
                 _, r, msg = notes[0]
                 others = "".join(f"\n  then rank {r2}: {m2.splitlines()[0][:200]}" for _, r2, m2 in notes[1:])
                 raise RuntimeError(f"launch: rank {r} of {world_size} failed with {msg}{others}") from e
-            raise RuntimeError(f"launch: rank {e.error_index} of {world_size} died ({e})") from e
+            raise RuntimeError(f"launch: rank {e.error_index} of {world_size} died ({e}) without a Python error: a native crash "
+                               "or a kill. A common cause is ranks disagreeing on a message's size (for ring_attention: "
+                               "shards of different lengths); check that every rank passes the same shapes") from e
         finally:
             spawn_log.setLevel(level)
         return [torch.load(os.path.join(d, f"{r}.pt"), weights_only=True) for r in range(world_size)]
@@ -411,6 +481,12 @@ def ring_check_worker(rank: int, world: int, cases: list) -> list:
 
 def check_against_reference(cases: list, results: list, world: int) -> list[float]:
     "Largest |error| of the gathered ring out/dq/dk/dv against `block_attention_ref` on the full tensors, per case (every group)."
+    check_int("world", world, lo=1)
+    if not isinstance(cases, (list, tuple)) or not isinstance(results, (list, tuple)):
+        raise TypeError(f"cases and results must be lists (results: one list per rank, as launch returns), got {type(cases).__name__}, {type(results).__name__}")
+    if len(results) != world or any(not isinstance(r, (list, tuple)) or len(r) != len(cases) for r in results):
+        raise ValueError(f"results must hold one list of {len(cases)} case results per rank for world={world}, "
+                         f"got {len(results)} rank(s) with {[len(r) if isinstance(r, (list, tuple)) else r for r in results]} results")
     errs = []
     for i, c in enumerate(cases):
         q, k, v, dout = case_tensors(c["shape"], getattr(torch, c.get("dtype", "float64")), c.get("seed", 0), c.get("hkv"))
@@ -427,6 +503,7 @@ def check_against_reference(cases: list, results: list, world: int) -> list[floa
 # %% ../nbs/11_ring_attention.ipynb #c652e0e9
 def ring_fault_worker(rank: int, world: int, mode: str = "raise", fault_rank: int = 1, hang_s: float = 300.0):
     "A worker that fails on purpose on `fault_rank` ('raise': an exception; 'hang': never joins the ring), to check failures end runs."
+    check_choice("mode", mode, ("raise", "hang"))
     if rank == fault_rank:
         if mode == "raise": raise ValueError(f"rank {rank} fails on purpose")
         time.sleep(hang_s)                      # 'hang': the others wait for K/V that never comes
@@ -437,6 +514,12 @@ def ring_fault_worker(rank: int, world: int, mode: str = "raise", fault_rank: in
 # %% ../nbs/11_ring_attention.ipynb #d238e93a
 def trace_ring_attention(worlds=tuple(range(2, 9)), layouts=LAYOUTS, n_local: int = 8, comm: float = 0.5, seed: int = 0) -> dict:
     "Everything the ring widget shows, for each P in `worlds`, layout and causal flag: shards, schedule, work, timelines, errors."
+    if not isinstance(worlds, (list, tuple, range)) or not worlds: raise ValueError(f"worlds must be a non-empty list of ring sizes, got {worlds!r}")
+    for P in worlds: check_int("worlds[i]", P, lo=1, hi=16)
+    if not isinstance(layouts, (list, tuple)) or not layouts: raise ValueError(f"layouts must be a non-empty list of {LAYOUTS}, got {layouts!r}")
+    for l in layouts: _check_layout(l)
+    check_int("n_local", n_local, lo=2, hi=64); check_float("comm", comm, lo=0); check_int("seed", seed)
+    if n_local % 2: raise ValueError(f"n_local must be even (zigzag keeps two chunks per rank), got {n_local}")
     configs = {}
     for P in worlds:
         N = P * n_local
@@ -459,6 +542,7 @@ def trace_ring_attention(worlds=tuple(range(2, 9)), layouts=LAYOUTS, n_local: in
     return {"n_local": n_local, "comm": comm, "worlds": list(worlds), "layouts": list(layouts), "configs": configs,
             "initial": {"P": 4, "layout": "contiguous", "causal": True, "overlap": True}}
 
+# %% ../nbs/11_ring_attention.ipynb #b6a0bdc0
 def _round_timeline(tl):
     "Compact timeline for the widget: per rank, [kind (0 compute, 1 comm), step, t0, t1]."
     return {"end": round(tl["end"], 4),
@@ -469,7 +553,7 @@ class RingAttentionWidget(LabWidget):
     _esm = widget_esm("ring_attention") if HAS_WIDGETS else ""
 
     def __init__(self, P: int = 4, layout: str = "contiguous", causal: bool = True, **kw):
-        _check_layout(layout)
+        _check_layout(layout); _check_bool("causal", causal)
         trace = trace_ring_attention(**kw)
         if P not in trace["worlds"]: raise ValueError(f"P must be one of {trace['worlds']}, got {P!r}")
         trace["initial"] = {"P": P, "layout": layout, "causal": bool(causal), "overlap": True}
@@ -477,6 +561,7 @@ class RingAttentionWidget(LabWidget):
 
 # %% ../nbs/11_ring_attention.ipynb #65aaf9d9
 def _rss_kb(field: str) -> int:
+    "A field of /proc/self/status in KiB (VmRSS: resident now, VmHWM: peak), -1 where there is no /proc."
     try:
         for line in open("/proc/self/status"):
             if line.startswith(field): return int(line.split()[1])
@@ -484,6 +569,7 @@ def _rss_kb(field: str) -> int:
     return -1
 
 def _reset_peak_rss() -> bool:
+    "Reset the kernel's peak-RSS counter (Linux); False where that is not possible."
     try:
         with open("/proc/self/clear_refs", "w") as f: f.write("5")     # Linux: reset VmHWM to the current RSS
         return True
@@ -500,6 +586,7 @@ def _malloc_returns_memory():
     except (OSError, AttributeError):
         pass
 
+# %% ../nbs/11_ring_attention.ipynb #645548f5
 def ring_profile_worker(rank: int, world: int, configs: list, reps: int = 3) -> list:
     "Time and peak memory of the forward ring on this rank per config (dict: N, B, H, D, layout, causal, overlap): medians, CPU time the least, over `reps`."
     _malloc_returns_memory()
@@ -531,11 +618,13 @@ def ring_profile_worker(rank: int, world: int, configs: list, reps: int = 3) -> 
                      "wait_ms": 1e3 * med(waits), "peak_mb": peak, "timeline": timeline})
     return rows
 
+# %% ../nbs/11_ring_attention.ipynb #a3f64c89
 def profile_ring(worlds=(1, 2, 4), configs: list | None = None, reps: int = 3, timeout: float = 120.0) -> list:
     "Spawn gloo runs of `ring_profile_worker` for each world size; one row per (world, config, rank)."
     configs = configs or [dict(N=1024, B=1, H=2, D=32, layout="zigzag", causal=True, overlap=True)]
     return [row for P in worlds for rank_rows in launch(ring_profile_worker, P, args=(configs, reps), timeout=timeout) for row in rank_rows]
 
+# %% ../nbs/11_ring_attention.ipynb #e4125f03
 def ring_demo_worker(rank: int, world: int, n: int = 1024, causal: bool = True, layout: str = "zigzag", heads: int = 4, dim: int = 32) -> dict:
     "The demo: shard seeded q, k, v, run `ring_attention`, gather the output and compare it with single-device attention."
     dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
@@ -576,8 +665,9 @@ if __name__ == "__main__" and "__file__" in globals(): main()    # `python -m`, 
 # %% ../nbs/11_ring_attention.ipynb #3381806c
 def overlap_block_length(flops: float, bandwidth: float, bytes_per_el: int = 2, kv_heads_ratio: float = 1.0, causal: bool = False) -> float:
     "Shortest local length n (tokens per rank) whose block compute hides one K/V hop: n >= b*F/(2W) * Hkv/H (x2 if causal)."
-    for name, x in (("flops", flops), ("bandwidth", bandwidth)):
-        if not (isinstance(x, (int, float)) and x > 0): raise ValueError(f"{name} must be a positive number, got {x!r}")
+    check_float("flops", flops, lo=0, lo_open=True); check_float("bandwidth", bandwidth, lo=0, lo_open=True)
+    check_float("bytes_per_el", bytes_per_el, lo=0, lo_open=True); check_float("kv_heads_ratio", kv_heads_ratio, lo=0, hi=1, lo_open=True)
+    _check_bool("causal", causal)
     return bytes_per_el * flops / (2 * bandwidth) * kv_heads_ratio * (2 if causal else 1)
 
 # %% ../nbs/11_ring_attention.ipynb #922ad2c1
@@ -588,6 +678,7 @@ except ImportError:
 
 def ring_gpt_attention(q, k, v, causal: bool, world_size: int = 2):
     "GPT plug-in 'ring': the ring simulated over `world_size` shards in one process (zigzag), one block when it cannot split."
+    check_int("world_size", world_size, lo=1); _check_attention_inputs(q, k, v, None); _check_bool("causal", causal)
     N = q.shape[2]
     if k.shape[2] != N or N % (2 * world_size): return block_attention_ref(q, k, v, causal)[0]   # e.g. KV-cache decoding
     return ring_attention_simulated(q, k, v, world_size, causal, "zigzag")
