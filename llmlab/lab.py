@@ -23,6 +23,7 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     "Seed Python, numpy and torch with `seed`; return a `torch.Generator` seeded the same way."
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if seed >= 2**63: raise ValueError(f"seed must be < 2**63 (torch's generator takes 64-bit seeds), got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -98,15 +99,19 @@ def check_name(name: str, value) -> str:
     return value
 
 # %% ../nbs/00_lab.ipynb #26ae262d
+def _as_device(name: str, value) -> torch.device:
+    "`value` (a torch.device, a device name or a CUDA index) as a torch.device, or an error naming `name`."
+    if isinstance(value, torch.device): return value
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"{name} must be a device name like 'cpu' or 'cuda:0', got {type(value).__name__}")
+    try: return torch.device(value)
+    except RuntimeError: raise ValueError(f"{name} must be a device name like 'cpu', 'cuda' or 'cuda:0', got {value!r}") from None
+
 def get_device(prefer: str | None = None) -> torch.device:
     "The device to use: `prefer` or `$LLMLAB_DEVICE` if set, else 'cuda' when available, else 'cpu'."
     name = prefer or os.environ.get("LLMLAB_DEVICE")
     if name:
-        if not isinstance(name, (str, torch.device)): raise TypeError(f"prefer must be a device name like 'cpu' or 'cuda:0', got {type(name).__name__}")
-        try: dev = torch.device(name)
-        except RuntimeError:
-            src = "prefer" if prefer else "$LLMLAB_DEVICE"
-            raise ValueError(f"{src} must be a device name like 'cpu', 'cuda' or 'cuda:0', got {name!r}") from None
+        dev = _as_device("prefer" if prefer else "$LLMLAB_DEVICE", name)
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {name!r} was asked for but CUDA is not available on this machine")
         return dev
@@ -190,9 +195,9 @@ def use_triton_interpreter(on: bool = True) -> bool:
 
 def triton_ready(device: torch.device | str | None = None) -> bool:
     "Can a Triton kernel run for tensors on `device`? (CUDA with Triton, or any device under the interpreter.)"
+    dev = _as_device("device", device) if device is not None else get_device()
     if not HAS_TRITON: return False
     if interpreting(): return True
-    dev = torch.device(device) if device is not None else get_device()
     return dev.type == "cuda"
 
 # %% ../nbs/00_lab.ipynb #0d8f0a22
@@ -200,7 +205,7 @@ def pick_backend(backend: str, device: torch.device | str) -> str:
     "Resolve `backend` ('auto', 'triton' or 'torch') for tensors on `device`."
     if backend not in ("auto", "triton", "torch"):
         raise ValueError(f"backend must be 'auto', 'triton' or 'torch', got {backend!r}")
-    dev = torch.device(device)
+    dev = _as_device("device", device)
     if backend == "auto":
         return "triton" if (HAS_TRITON and dev.type == "cuda") else "torch"
     if backend == "triton" and not triton_ready(dev):
@@ -242,7 +247,7 @@ class BenchResult:
 
 def device_name(device: torch.device | str | None = None) -> str:
     "A filesystem-friendly name of the device, e.g. 'nvidia-h100-80gb-hbm3' or 'cpu-x86_64-2cores'."
-    dev = torch.device(device) if device is not None else get_device()
+    dev = _as_device("device", device) if device is not None else get_device()
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     else:
@@ -267,7 +272,7 @@ def benchmark(fns: dict[str, Callable], baseline: str | None = None, *, flops: f
         if v is not None: check_float(arg, v, lo=0, lo_open=True)
     baseline = baseline or next(iter(fns))
     if baseline not in fns: raise ValueError(f"baseline {baseline!r} is not one of {list(fns)}")
-    dev = torch.device(device) if device is not None else get_device()
+    dev = _as_device("device", device) if device is not None else get_device()
     rows = []
     for name, fn in fns.items():
         if dev.type == "cuda" and HAS_TRITON:
@@ -312,7 +317,7 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
 class LivePlot:
     "Live line plot of named metrics against step; draws in place in a notebook every `every` updates, else no-op."
     def __init__(self, title: str = "", every: int = 10, enabled: bool | None = None, logy: bool = False):
-        self.title, self.every, self.logy = title, every, logy
+        self.title, self.every, self.logy = title, check_int("every", every, lo=1), logy
         self.enabled = in_notebook() if enabled is None else enabled
         self.history: dict[str, list[tuple[int, float]]] = {}
         self._handle, self._n = None, 0
@@ -347,7 +352,7 @@ class LivePlot:
 def cache_dir(*parts: str) -> pathlib.Path:
     "The llmlab cache directory (`$LLMLAB_CACHE` or the user cache dir), joined with `parts` and created."
     root = os.environ.get("LLMLAB_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "llmlab")
-    path = pathlib.Path(root, *parts)
+    path = pathlib.Path(root, *(check_name(f"parts[{i}]", p) for i, p in enumerate(parts)))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -364,7 +369,9 @@ TRACE_LIMIT_BYTES = 1_000_000
 
 def trace_size(trace) -> int:
     "Bytes the JSON form of `trace` takes in the saved widget state."
-    return len(json.dumps(trace, separators=(",", ":")))
+    try: return len(json.dumps(trace, separators=(",", ":")))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"trace must hold only JSON values (dicts, lists, numbers, strings, bools, None): {e}") from None
 
 try:
     import anywidget, traitlets
@@ -393,7 +400,12 @@ _all_ = ["HAS_WIDGETS", "LabWidget"]
 # %% ../nbs/00_lab.ipynb #482854c5
 def trace_running_max(xs: list[float]) -> dict:
     "Trace of a running maximum over `xs`: the values and, at each step, the index seen and the max so far."
+    if isinstance(xs, (str, bytes)) or not hasattr(xs, "__len__"): raise TypeError(f"xs must be a list of numbers, got {type(xs).__name__}")
     if len(xs) == 0: raise ValueError("xs is empty: give at least one value")
+    for i, x in enumerate(xs):
+        try: v = float(x)
+        except (TypeError, ValueError): raise TypeError(f"xs[{i}] must be a number, got {_show(x)}") from None
+        if not math.isfinite(v): raise ValueError(f"xs[{i}] must be finite, got {v}")
     steps, m = [], -math.inf
     for i, x in enumerate(xs):
         m = max(m, float(x))
@@ -413,6 +425,11 @@ def show_source(*objs, lines: tuple[int, int] | None = None):
     import inspect
     from IPython.display import Markdown
     if not objs: raise ValueError("show_source needs at least one function, class or kernel")
+    if lines is not None:
+        if not (isinstance(lines, (tuple, list)) and len(lines) == 2):
+            raise TypeError(f"lines must be a pair (first, last) of 1-based line numbers, got {_show(lines)}")
+        first, last = check_int("lines[0]", lines[0], lo=1), check_int("lines[1]", lines[1], lo=1)
+        if last < first: raise ValueError(f"lines must have first <= last, got {tuple(lines)}")
     parts = []
     for o in objs:
         target = getattr(o, "fn", o)          # a triton JITFunction (or the no-Triton stand-in) keeps the Python function in .fn
@@ -464,6 +481,8 @@ def claim(notebook: str, claim: str, paper_value: str, setting: str, measured, v
 
 def claims_markdown(claims: list[dict], link: bool = True) -> str:
     "A markdown table of `claims` (the records `claim` returns or `collect_claims` reads); `link` adds each row's cell link."
+    if isinstance(claims, (str, dict)) or not hasattr(claims, "__iter__"):
+        raise TypeError(f"claims must be a list of claim records, got {type(claims).__name__}")
     esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     head = ["concept", "claim", "paper", "ours: setting", "measured", "verdict"] + (["cell"] if link else [])
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -476,10 +495,14 @@ def claims_markdown(claims: list[dict], link: bool = True) -> str:
 
 def collect_claims(paths) -> list[dict]:
     "The claims saved in the outputs of the notebooks at `paths`, each with 'path', 'cell_id' and 'href' (page#cell-id)."
+    if isinstance(paths, (str, os.PathLike)) or not hasattr(paths, "__iter__"):
+        raise TypeError(f"paths must be a list of notebook paths, got {type(paths).__name__}")
     out = []
     for p in paths:
         p = pathlib.Path(p)
-        for cell in json.loads(p.read_text())["cells"]:
+        try: cells = json.loads(p.read_text())["cells"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e: raise ValueError(f"{p} is not a readable notebook: {e}") from None
+        for cell in cells:
             for o in cell.get("outputs", []):
                 rec = o.get("data", {}).get(CLAIM_MIME)
                 if rec is not None:

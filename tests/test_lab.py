@@ -80,3 +80,80 @@ def test_triton_kernel_through_interpreter():
     x = torch.zeros(100, device=lab.get_device())
     add_one[lambda m: (triton.cdiv(100, m["BLOCK"]),)](x, 100)
     assert torch.equal(x.cpu(), torch.ones(100))
+
+
+# Bad input (issue 17): each call, the error it must raise and a fragment of its message.
+def _f(): return 1
+
+BAD = [
+    (lambda: lab.seed_everything(2**70), ValueError, "seed must be < 2**63"),
+    (lambda: lab.get_device("bogus"), ValueError, "prefer must be a device name"),
+    (lambda: lab.get_device(1.5), TypeError, "prefer must be a device name"),
+    (lambda: lab.device_name("bogus"), ValueError, "device must be a device name"),
+    (lambda: lab.triton_ready("bogus"), ValueError, "device must be a device name"),
+    (lambda: lab.pick_backend("auto", "bogus"), ValueError, "device must be a device name"),
+    (lambda: lab.pick_backend("auto", 3.5), TypeError, "device must be a device name"),
+    (lambda: lab.pick_backend("fast", "cpu"), ValueError, "backend must be"),
+    (lambda: lab.benchmark({"a": _f}, device="bogus"), ValueError, "device must be a device name"),
+    (lambda: lab.benchmark({}), ValueError, "fns must be a non-empty dict"),
+    (lambda: lab.benchmark({"a": 1}), TypeError, "fns['a'] must be a no-argument callable"),
+    (lambda: lab.benchmark({"a": _f}, rep=0), ValueError, "rep must be an int >= 1"),
+    (lambda: lab.benchmark({"a": _f}, flops=float("nan")), ValueError, "flops must be a finite number"),
+    (lambda: lab.save_result(lab.BenchResult([], "a", "cpu"), "../../x"), ValueError, "name must be a plain file name"),
+    (lambda: lab.save_result(lab.BenchResult([], "a", "../.."), "x"), ValueError, "result.device must be a plain file name"),
+    (lambda: lab.widget_esm("../.."), ValueError, "slug must be a plain file name"),
+    (lambda: lab.cache_dir("..", "x"), ValueError, "parts[0] must be a plain file name"),
+    (lambda: lab.cache_dir("models", "../escape"), ValueError, "parts[1] must be a plain file name"),
+    (lambda: lab.trace_size(object()), TypeError, "trace must hold only JSON values"),
+    (lambda: lab.trace_running_max(None), TypeError, "xs must be a list of numbers"),
+    (lambda: lab.trace_running_max(["a"]), TypeError, "xs[0] must be a number"),
+    (lambda: lab.trace_running_max([float("nan"), 1.0]), ValueError, "xs[0] must be finite"),
+    (lambda: lab.LivePlot(every=0), ValueError, "every must be an int >= 1"),
+    (lambda: lab.LivePlot(every=2.5), TypeError, "every must be an int"),
+    (lambda: lab.show_source(_f, lines=(5, 2)), ValueError, "first <= last"),
+    (lambda: lab.show_source(_f, lines=(0, 3)), ValueError, "lines[0] must be an int >= 1"),
+    (lambda: lab.show_source(_f, lines=3), TypeError, "lines must be a pair"),
+    (lambda: lab.show_source(123), TypeError, "no source for 123"),
+    (lambda: lab.claim("00_lab", "c", "p", "s", 1.0, "proved"), ValueError, "verdict must be one of"),
+    (lambda: lab.claim("00_lab", "c", "p", "s", float("nan"), "reproduced"), ValueError, "measured must be finite"),
+    (lambda: lab.claim("00_lab", "c", "p", "s", None, "reproduced"), TypeError, "measured must be a number or a str"),
+    (lambda: lab.claim("", "c", "p", "s", 1, "reproduced"), ValueError, "notebook must be a non-empty str"),
+    (lambda: lab.collect_claims(None), TypeError, "paths must be a list of notebook paths"),
+    (lambda: lab.claims_markdown(None), TypeError, "claims must be a list of claim records"),
+    (lambda: lab.check_tensor("q", torch.zeros(2, 3), shape=("B", 4)), ValueError, "q must have shape (B 4), got (2, 3)"),
+    (lambda: lab.check_float("beta", float("inf")), ValueError, "beta must be a finite number"),
+    (lambda: lab.check_choice("mode", ["a"], ("a", "b")), ValueError, "mode must be one of 'a', 'b'"),
+]
+
+
+@pytest.mark.parametrize("call, exc, fragment", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_bad_input_is_named(call, exc, fragment):
+    with pytest.raises(exc) as e:
+        call()
+    assert fragment in str(e.value), f"message {str(e.value)!r} does not say {fragment!r}"
+
+
+def test_corrupt_notebook_is_named(tmp_path):
+    p = tmp_path / "bad.ipynb"; p.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.ipynb is not a readable notebook"):
+        lab.collect_claims([p])
+
+
+def test_claims_round_trip(tmp_path):
+    "A claim's record, saved in a cell output under CLAIM_MIME, is what collect_claims reads back (with its cell link)."
+    rec = lab.claim("00_lab", "c", "p", "s", 0.25, "partly", unit="x", show=False)
+    nb = {"cells": [{"cell_type": "code", "id": "abc123", "source": "", "metadata": {},
+                     "outputs": [{"output_type": "display_data", "data": {lab.CLAIM_MIME: rec}, "metadata": {}}]}]}
+    p = tmp_path / "00_lab.ipynb"; p.write_text(__import__("json").dumps(nb))
+    got = lab.collect_claims([p])
+    assert len(got) == 1 and got[0]["measured"] == 0.25 and got[0]["measured_text"] == "0.25 x"
+    assert got[0]["href"] == "00_lab.html#cell-abc123"
+    md = lab.claims_markdown(got)
+    assert "[cell](00_lab.html#cell-abc123)" in md and "**0.25 x**" in md
+
+
+def test_threads_restores_counts():
+    before = torch.get_num_threads()
+    with lab.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
