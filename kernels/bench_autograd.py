@@ -56,6 +56,7 @@ def main() -> int:
                     dtype=args.dtype, shapes=f"MLP {'-'.join(map(str, args.sizes))}, batch {args.batch}",
                     step="forward + backward + Adam", threads=f"torch {torch.get_num_threads()}, OpenBLAS {blas}",
                     numpy=np.__version__, first_step_loss=f"{a:.6f} (torch {b:.6f})",
+                    repeats=f"median of {args.rep} steps after {args.warmup} warm-up steps",
                     load=f"{os.getloadavg()[0]:.2f} (1-minute load average at the start, {os.cpu_count()} CPUs)")
     ratio = res["llmlab"]["ms"] / res["torch"]["ms"]
     res.meta["llmlab/torch time ratio"] = f"{ratio:.2f}x (goal: within 2x)"
