@@ -170,7 +170,8 @@ def _backward(self, grad=None):
         if g is None: continue
         if node._backward is None: leaves.append((node, g)); continue   # a leaf: accumulated below
         node.grad = g                                # an interior node: the latest pass, for inspection
-        for p, pg in zip(node.parents, node._backward(g)):
+        with np.errstate(invalid="ignore", divide="ignore"): pgs = node._backward(g)   # NaN is refused just below
+        for p, pg in zip(node.parents, pgs):
             if pg is None or not p.requires_grad: continue
             pg = unbroadcast(np.asarray(pg), p.shape).astype(p.dtype, copy=False)
             if np.isnan(pg).any():
@@ -190,7 +191,7 @@ def _binary(op: str, a, b, fwd, bwd) -> Tensor:
     if not isinstance(a, Tensor): a = _lift(a, b, op)
     if not isinstance(b, Tensor): b = _lift(b, a, op)
     try:
-        data = fwd(a.data, b.data)
+        with np.errstate(invalid="ignore"): data = fwd(a.data, b.data)    # a NaN is refused by _result, with a reason
     except ValueError:
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast (each trailing dimension must be "
                          "equal, or 1 in one of them)") from None
@@ -219,7 +220,8 @@ def power(a, b) -> Tensor:
     "a ** b; a constant exponent gives p*a**(p-1), a tensor exponent also gets a**b * log(a)."
     if not isinstance(b, Tensor) and isinstance(b, (int, float, np.integer, np.floating)):   # a constant power
         a, p = _tensor(a, "pow"), float(b)
-        out = _result(a.data ** p, (a,), None, "pow")
+        with np.errstate(invalid="ignore"): data = a.data ** p
+        out = _result(data, (a,), None, "pow")
         if out.requires_grad: out._backward = lambda g: (g * p * a.data ** (p - 1),)
         return out
     return _binary("pow", a, b, np.power, lambda g, x, y, o: (g * y * x ** (y - 1), g * o * np.log(x)))
@@ -346,7 +348,8 @@ def _expand(g: np.ndarray, axes: tuple, keepdims: bool, shape: tuple) -> np.ndar
 def tsum(a, axis=None, keepdims: bool = False) -> Tensor:
     "Sum over `axis` (None: all); the gradient is copied back to every summed element."
     a = _tensor(a, "sum"); axes = _axes(axis, a.ndim, "sum")
-    out = _result(a.data.sum(axis=axes, keepdims=keepdims), (a,), None, "sum")
+    with np.errstate(invalid="ignore"): data = a.data.sum(axis=axes, keepdims=keepdims)
+    out = _result(data, (a,), None, "sum")
     if out.requires_grad: out._backward = lambda g: (_expand(g, axes, keepdims, a.shape),)
     return out
 
