@@ -39,6 +39,7 @@ def _encode_all(texts, tokenizer, vocab_size: int | None = None, name: str = "te
     out = []
     for t in texts:
         if isinstance(t, str):
+            if not t.strip(): raise ValueError(f"{name} contains an empty string: there is no text to read")
             if tokenizer is None or not hasattr(tokenizer, "encode"): raise ValueError(f"{name} are strings: pass tokenizer= (a llmlab.world.Tokenizer) to encode them")
             out.append(tokenizer.encode(t, bos=True))
         elif isinstance(t, torch.Tensor) and not t.is_floating_point(): out.append([int(i) for i in t.flatten()])
@@ -187,22 +188,22 @@ def steer(model, vector, layer, alpha: float, positions: str = "all", mode: str 
         if h is not None: h.remove()
 
 # %% ../nbs/41_repe.ipynb #f6b0de60
-def _scores(v, acts_pos, acts_neg):
-    "Projections of both sets on v (d,), checked: finite, matching d, non-empty."
+def _scores(v, acts_pos, acts_neg, names=("acts_pos", "acts_neg")):
+    "Projections of both sets on v (d,), checked: finite, matching d, non-empty (`names` name them in errors)."
     v = torch.as_tensor(v)
     if v.dim() != 1: raise ValueError(f"v must be a direction of shape (d,), got {tuple(v.shape)}")
     v = check_tensor("v", v, dtype="float", finite=True).double()
-    return _acts("acts_pos", acts_pos, len(v)) @ v, _acts("acts_neg", acts_neg, len(v)) @ v
+    return _acts(names[0], acts_pos, len(v)) @ v, _acts(names[1], acts_neg, len(v)) @ v
 
 def pair_accuracy(v, acts_pos, acts_neg) -> float:
     "Share of held-out pairs (pos_i, neg_i) with pos_i . v > neg_i . v (a tie counts one half)."
     a, b = _scores(v, acts_pos, acts_neg)
-    if a.shape != b.shape: raise ValueError(f"pair_accuracy needs paired sets of equal size, got {len(a)} and {len(b)}")
+    if a.shape != b.shape: raise ValueError(f"acts_pos and acts_neg must be pairs (the same number of rows), got {len(a)} and {len(b)}")
     return float(((a > b).double() + 0.5 * (a == b).double()).mean())
 
 def threshold_accuracy(v, train_pos, train_neg, acts_pos, acts_neg) -> float:
     "Accuracy of classifying each held-out example alone: positive iff x . v exceeds the midpoint of the training class means."
-    tp, tn = _scores(v, train_pos, train_neg)
+    tp, tn = _scores(v, train_pos, train_neg, ("train_pos", "train_neg"))
     a, b = _scores(v, acts_pos, acts_neg)
     thr = 0.5 * (tp.mean() + tn.mean())
     return float(torch.cat([(a > thr), (b <= thr)]).double().mean())
@@ -235,8 +236,8 @@ def evaluate_reading(model, train_pairs, test_pairs, tokenizer=None, hook_names=
 def topic_pairs(world, n: int, pos_topic: str = "food", neg_topic: str = "travel", seed: int = 0) -> list[tuple[str, str]]:
     "`n` (pos_topic, neg_topic) story sentences with the same person and sentiment word, differing only in their verb and object."
     if not hasattr(world, "_story_sentence"): raise TypeError(f"world must be a llmlab.world.World, got {type(world).__name__}")
-    for t in (pos_topic, neg_topic):
-        if t not in TOPICS: raise ValueError(f"unknown topic {t!r}; topics are {list(TOPICS)}")
+    for name, t in (("pos_topic", pos_topic), ("neg_topic", neg_topic)):
+        if not isinstance(t, str) or t not in TOPICS: raise ValueError(f"{name} must be one of the world's topics {list(TOPICS)}, got {t!r}")
     if pos_topic == neg_topic: raise ValueError("pos_topic and neg_topic must differ")
     n, seed = check_int("n", n, lo=0), check_int("seed", seed)
     rng = random.Random(f"{world.seed}/{seed}/topic-pairs/{pos_topic}/{neg_topic}")
@@ -311,6 +312,9 @@ def evaluate_steering(model, vector, layer, alphas, prompts, tokenizer, target: 
     if not alphas: raise ValueError("alphas is empty")
     samples, seed = check_int("samples", samples, lo=1), check_int("seed", seed)
     if not callable(labeller): raise TypeError(f"labeller must be a function str -> label, got {type(labeller).__name__}")
+    if not isinstance(target, str): raise TypeError(f"target must be a label str, got {type(target).__name__}")
+    known = {label_sentiment: ("happy", "sad", "mixed", "neutral"), label_topic: (*TOPICS, "mixed", "none")}.get(labeller)
+    if known is not None and target not in known: raise ValueError(f"target must be one of {known} (what {labeller.__name__} returns), got {target!r}")
     _as_unit(model, vector); hook_name(model, layer)
     if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not all(isinstance(p, str) for p in prompts):
         raise TypeError(f"prompts must be a list of strings (the labeller reads the text), got {prompts!r:.60}")
