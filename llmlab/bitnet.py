@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .lab import (HAS_TRITON, triton, tl, pick_backend, autotune, triton_ready, HAS_WIDGETS, LabWidget, widget_esm,
-                        seed_everything)
+                        seed_everything, check_int, check_float, check_tensor)
 
 # %% auto #0
 __all__ = ['quantize_weights_ternary', 'dequantize_ternary', 'quantize_activations_int8', 'trace_bitnet', 'BitNetWidget', 'ste',
@@ -18,39 +18,54 @@ __all__ = ['quantize_weights_ternary', 'dequantize_ternary', 'quantize_activatio
            'ternary_matmul']
 
 # %% ../nbs/20_bitnet.ipynb #2a2d5034
-def _check_float(name, t):
+def _check_float(name, t, finite: bool = False):
     if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point(): raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if finite: check_tensor(name, t, finite=True)                    # one pass over t: NaN/inf would poison every scale
 
 def quantize_weights_ternary(w: torch.Tensor, eps: float = 1e-5, group_size: int | None = None):
     "Absmean ternary quantisation: `w ≈ w_q * scale` with `w_q` int8 in {-1, 0, 1}, per tensor or per `group_size` along the last dim."
-    _check_float("w", w)
+    _check_float("w", w, finite=True)
     if w.dim() == 0 or w.numel() == 0: raise ValueError(f"w must be a non-empty tensor with at least 1 dim, got shape {tuple(w.shape)}")
-    if eps <= 0: raise ValueError(f"eps must be > 0, got {eps}")
+    eps = check_float("eps", eps, lo=0, lo_open=True)
+    if group_size is not None: check_int("group_size", group_size, lo=1)
+    return _ternary(w, eps, group_size)
+
+def _ternary(w: torch.Tensor, eps: float, group_size: int | None):
+    "`quantize_weights_ternary` without the checks (the training path calls it on every forward)."
     wf = w.float()
     if group_size is None:
         scale = wf.abs().mean().clamp_min(eps)                                   # () one scale for the tensor
         w_q = (wf / scale).round().clamp(-1, 1)
         return w_q.to(torch.int8), scale
     K = w.shape[-1]
-    if not isinstance(group_size, int) or group_size <= 0 or K % group_size:
+    if K % group_size:
         raise ValueError(f"group_size must be a positive int dividing the last dim {K}, got {group_size!r}")
     g = wf.reshape(*w.shape[:-1], K // group_size, group_size)                   # (..., G, group_size)
     scale = g.abs().mean(-1).clamp_min(eps)                                      # (..., G)
     w_q = (g / scale[..., None]).round().clamp(-1, 1).reshape(w.shape)
     return w_q.to(torch.int8), scale
 
+# %% ../nbs/20_bitnet.ipynb #0bb5eb35
 def dequantize_ternary(w_q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     "Float weights `w_q * scale` from `quantize_weights_ternary` (per tensor or per group)."
+    check_tensor("w_q", w_q, dtype=(torch.int8, torch.int16, torch.int32, torch.int64))
+    check_tensor("scale", scale, dtype="float", finite=True)
     if scale.dim() == 0: return w_q.float() * scale
-    G = scale.shape[-1]
-    K = w_q.shape[-1]
+    G, K = scale.shape[-1], (w_q.shape[-1] if w_q.dim() else 0)
+    if w_q.dim() == 0 or tuple(scale.shape[:-1]) != tuple(w_q.shape[:-1]) or G == 0 or K % G:
+        raise ValueError(f"scale must be a scalar or (..., G) with w_q's leading dims and G dividing its last dim; "
+                         f"got w_q {tuple(w_q.shape)} and scale {tuple(scale.shape)}")
     return (w_q.float().reshape(*w_q.shape[:-1], G, K // G) * scale[..., None]).reshape(w_q.shape)
 
 def quantize_activations_int8(x: torch.Tensor, eps: float = 1e-5):
     "Per-token absmax quantisation: `x ≈ x_q * scale`, `x_q` int8 in [-127, 127], `scale` shaped `(..., 1)`."
-    _check_float("x", x)
+    _check_float("x", x, finite=True)
     if x.dim() == 0 or x.shape[-1] == 0: raise ValueError(f"x must have a non-empty last dim (tokens, features), got shape {tuple(x.shape)}")
+    return _int8(x, check_float("eps", eps, lo=0, lo_open=True))
+
+def _int8(x: torch.Tensor, eps: float):
+    "`quantize_activations_int8` without the checks (the training path calls it on every forward)."
     xf = x.float()
     scale = xf.abs().amax(-1, keepdim=True).clamp_min(eps) / 127                 # (..., 1); an all-zero row gets eps/127, not 0
     x_q = (xf / scale).round().clamp(-127, 127)
@@ -59,7 +74,8 @@ def quantize_activations_int8(x: torch.Tensor, eps: float = 1e-5):
 # %% ../nbs/20_bitnet.ipynb #d1eabde6
 def trace_bitnet(w: torch.Tensor, x: torch.Tensor, group_size: int = 8, bins: int = 40) -> dict:
     "Widget trace: a weight matrix `w` (N, K) quantised per tensor and per group, and activations `x` (T, C) to int8."
-    _check_float("w", w); _check_float("x", x)
+    _check_float("w", w, finite=True); _check_float("x", x, finite=True)
+    group_size, bins = check_int("group_size", group_size, lo=1), check_int("bins", bins, lo=1, hi=200)
     if w.dim() != 2 or x.dim() != 2: raise ValueError(f"w and x must be 2-D, got shapes {tuple(w.shape)} and {tuple(x.shape)}")
     if w.numel() > 4096 or x.numel() > 1024: raise ValueError(f"keep the widget small: w has {w.numel()} cells (max 4096), x {x.numel()} (max 1024)")
     w = w.detach().float(); x = x.detach().float()
@@ -90,16 +106,20 @@ class BitNetWidget(LabWidget):
 # %% ../nbs/20_bitnet.ipynb #145739ba
 def ste(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     "Straight-through estimator: the value of `x_hat`, the gradient of `x` (d out / d x = identity)."
+    check_tensor("x", x, dtype="float"); check_tensor("x_hat", x_hat, shape=tuple(x.shape))
     return x + (x_hat - x).detach()
 
 def fake_quant_weights(w: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     "Ternary-quantised weights in `w`'s dtype (`w_q * scale`), with a straight-through gradient to `w`."
-    w_q, s = quantize_weights_ternary(w.detach(), eps)
+    _check_float("w", w)
+    w_q, s = _ternary(w.detach(), check_float("eps", eps, lo=0, lo_open=True), None)
     return ste(w, (w_q.float() * s).to(w.dtype))
 
 def fake_quant_activations(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     "Int8-quantised activations in `x`'s dtype (`x_q * scale` per token), with a straight-through gradient to `x`."
-    x_q, s = quantize_activations_int8(x.detach(), eps)
+    _check_float("x", x)
+    if x.dim() == 0 or x.shape[-1] == 0: raise ValueError(f"x must have a non-empty last dim (tokens, features), got shape {tuple(x.shape)}")
+    x_q, s = _int8(x.detach(), check_float("eps", eps, lo=0, lo_open=True))
     return ste(x, (x_q.float() * s).to(x.dtype))
 
 # %% ../nbs/20_bitnet.ipynb #aa688112
@@ -107,8 +127,9 @@ class BitLinear(nn.Module):
     "BitNet b1.58 linear layer: RMSNorm -> int8 activations -> ternary weights (STE for both); `.freeze()` packs it for inference."
     def __init__(self, in_features: int, out_features: int, bias: bool = False, eps: float = 1e-5):
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, int) or v <= 0: raise ValueError(f"{name} must be a positive int, got {v!r}")
+        in_features, out_features = check_int("in_features", in_features, lo=1), check_int("out_features", out_features, lo=1)
+        if not isinstance(bias, bool): raise TypeError(f"bias must be a bool, got {bias!r}")
+        eps = check_float("eps", eps, lo=0, lo_open=True)
         self.in_features, self.out_features, self.eps = in_features, out_features, eps
         self.norm = nn.RMSNorm(in_features, eps=1e-6)                             # keeps the activation range steady for absmax
         self.weight = nn.Parameter(torch.empty(out_features, in_features))       # latent full-precision weights
@@ -117,7 +138,8 @@ class BitLinear(nn.Module):
         self.frozen = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
+        _check_float("x", x)
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have last dim in_features={self.in_features}, got shape {tuple(x.shape)}")
         x = self.norm(x)
         if self.frozen:                                                          # packed inference path
@@ -148,8 +170,8 @@ def _check_ternary(w_q):
     if not isinstance(w_q, torch.Tensor): raise TypeError(f"w_q must be a torch.Tensor, got {type(w_q).__name__}")
     if w_q.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64):
         raise TypeError(f"w_q must be an integer tensor (int8 from quantize_weights_ternary), got dtype {w_q.dtype}")
-    if w_q.dim() != 2 or w_q.numel() == 0: raise ValueError(f"w_q must be a non-empty 2-D (out_features, in_features) matrix, got shape {tuple(w_q.shape)}")
-    if w_q.min() < -1 or w_q.max() > 1: raise ValueError(f"w_q must hold only -1, 0, 1; got values in [{int(w_q.min())}, {int(w_q.max())}]")
+    if w_q.dim() != 2 or w_q.shape[1] == 0: raise ValueError(f"w_q must be a 2-D (out_features, in_features) matrix with in_features > 0, got shape {tuple(w_q.shape)}")
+    if w_q.numel() and (w_q.min() < -1 or w_q.max() > 1): raise ValueError(f"w_q must hold only -1, 0, 1; got values in [{int(w_q.min())}, {int(w_q.max())}]")
 
 def pack_ternary(w_q: torch.Tensor) -> torch.Tensor:
     "Pack a ternary (N, K) matrix into uint8 (N, ceil(K/4)): weight k of a row sits in byte k//4, bits 2*(k%4)..+1, as code w+1."
@@ -161,14 +183,22 @@ def pack_ternary(w_q: torch.Tensor) -> torch.Tensor:
     codes = codes.view(N, KP, 4)                                                 # (N, KP, 4): the 4 weights of each byte
     return codes[..., 0] | (codes[..., 1] << 2) | (codes[..., 2] << 4) | (codes[..., 3] << 6)
 
+# %% ../nbs/20_bitnet.ipynb #830af2b6
 def _check_packed(packed, shape, per_byte):
     if not isinstance(packed, torch.Tensor) or packed.dtype != torch.uint8:
         raise TypeError(f"packed must be a uint8 tensor from pack_ternary, got {getattr(packed, 'dtype', type(packed).__name__)}")
-    if len(shape) != 2 or min(shape) <= 0: raise ValueError(f"shape must be (out_features, in_features) with both > 0, got {tuple(shape)}")
-    N, K = shape
+    if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 2:
+        raise ValueError(f"shape must be (out_features, in_features), got {shape!r}")
+    N, K = check_int("shape[0]", shape[0], lo=0), check_int("shape[1]", shape[1], lo=1)
     want = (N, -(-K // per_byte))
     if tuple(packed.shape) != want:
         raise ValueError(f"packed has shape {tuple(packed.shape)} but a ({N}, {K}) matrix packs to {want} ({per_byte} weights per byte)")
+
+def _check_padding(pad_codes: torch.Tensor, K: int, packer: str):
+    "The codes past column K must be 1 (weight 0): otherwise `shape` is narrower than the matrix that was packed."
+    if pad_codes.numel() and (pad_codes != 1).any():
+        raise ValueError(f"shape has {K} columns but packed holds non-zero weights past column {K}: it was packed from a "
+                         f"wider matrix (unpacking to this shape would drop weights); give the shape passed to {packer}")
 
 def unpack_ternary(packed: torch.Tensor, shape) -> torch.Tensor:
     "Inverse of `pack_ternary`: the int8 (N, K) matrix with values in {-1, 0, 1}."
@@ -176,7 +206,8 @@ def unpack_ternary(packed: torch.Tensor, shape) -> torch.Tensor:
     N, K = shape
     codes = (packed[..., None] >> _SHIFTS.to(packed.device)) & 3                 # (N, KP, 4)
     if (codes == 3).any(): raise ValueError("packed holds the unused code 3: it was not made by pack_ternary")
-    return (codes.reshape(N, -1)[:, :K].to(torch.int8) - 1)
+    _check_padding(codes.reshape(N, 4 * packed.shape[1])[:, K:], K, "pack_ternary")
+    return (codes.reshape(N, 4 * packed.shape[1])[:, :K].to(torch.int8) - 1)
 
 # %% ../nbs/20_bitnet.ipynb #d85241ec
 _POW3 = torch.tensor([1, 3, 9, 27, 81], dtype=torch.int16)
@@ -196,15 +227,16 @@ def unpack_ternary_base3(packed: torch.Tensor, shape) -> torch.Tensor:
     N, K = shape
     if (packed > 242).any(): raise ValueError(f"packed holds a byte above 242 = 3^5 - 1: it was not made by pack_ternary_base3")
     codes = (packed.to(torch.int16)[..., None] // _POW3.to(packed.device)) % 3   # (N, KP, 5) base-3 digits
-    return codes.reshape(N, -1)[:, :K].to(torch.int8) - 1
+    _check_padding(codes.reshape(N, 5 * packed.shape[1])[:, K:], K, "pack_ternary_base3")
+    return codes.reshape(N, 5 * packed.shape[1])[:, :K].to(torch.int8) - 1
 
 # %% ../nbs/20_bitnet.ipynb #ad63a94c
 def _check_matmul(x, packed, w_scale, x_scale):
-    if not isinstance(x, torch.Tensor): raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    check_tensor("x", x)
     if x.dtype not in (torch.int8, torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise TypeError(f"x must be int8 (quantised activations) or a float tensor, got dtype {x.dtype}")
-    if x.dim() != 2 or x.numel() == 0: raise ValueError(f"x must be a non-empty 2-D (M, K) matrix, got shape {tuple(x.shape)}")
-    if not isinstance(packed, torch.Tensor) or packed.dtype != torch.uint8 or packed.dim() != 2:
+    if x.dim() != 2 or x.shape[1] == 0: raise ValueError(f"x must be a 2-D (M, K) matrix with K > 0, got shape {tuple(x.shape)}")
+    if not isinstance(packed, torch.Tensor) or packed.dtype != torch.uint8 or packed.dim() != 2 or packed.numel() == 0:
         raise TypeError(f"packed must be a 2-D uint8 tensor from pack_ternary, got {getattr(packed, 'dtype', type(packed).__name__)} "
                         f"with shape {tuple(getattr(packed, 'shape', ()))}")
     M, K = x.shape
@@ -213,10 +245,16 @@ def _check_matmul(x, packed, w_scale, x_scale):
         raise ValueError(f"packed has {KP} bytes per row but x has K={K} columns, which pack to ceil(K/4)={-(-K // 4)} bytes")
     if not isinstance(w_scale, torch.Tensor) or not w_scale.is_floating_point() or w_scale.numel() not in (1, N):
         raise ValueError(f"w_scale must be a float tensor with 1 or N={N} elements, got {getattr(w_scale, 'shape', type(w_scale).__name__)}")
-    if x_scale is not None and (not isinstance(x_scale, torch.Tensor) or x_scale.numel() not in (1, M)):
+    if x_scale is not None and (not isinstance(x_scale, torch.Tensor) or not x_scale.is_floating_point() or x_scale.numel() not in (1, M)):
         raise ValueError(f"x_scale must be None or a tensor with 1 or M={M} elements, got {getattr(x_scale, 'shape', type(x_scale).__name__)}")
     for name, t in (("packed", packed), ("w_scale", w_scale), ("x_scale", x_scale)):
         if t is not None and t.device != x.device: raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
+    for name, t in (("w_scale", w_scale), ("x_scale", x_scale)):                 # scanned on the CPU only: on a GPU this would
+        if t is not None and not t.is_cuda: check_tensor(name, t, finite=True)   # be a host sync per launch (see the prose)
+    r = K - 4 * (KP - 1)                                                         # weights used in the last byte of a row
+    if r < 4 and bool(((packed[:, -1] >> (2 * r)) != (85 >> (2 * r))).any()):     # its other fields must be padding (code 1)
+        raise ValueError(f"x has K={K} columns but packed holds non-zero weights past column {K}: it was packed from a "
+                         f"wider matrix, so the product would silently drop weights")
     return M, K, N
 
 def _out_dtype(x): return torch.float32 if x.dtype == torch.int8 else x.dtype
@@ -238,13 +276,23 @@ def ternary_matmul_ref(x: torch.Tensor, packed: torch.Tensor, w_scale: torch.Ten
 def ternary_matmul_triton(x, packed, w_scale, x_scale=None, blocks: dict | None = None) -> torch.Tensor:
     "Triton launcher: the GEMV kernel for M=1, the GEMM kernel for M>1; `blocks` fixes the tile sizes (else autotuned)."
     M, K, N = _check_matmul(x, packed, w_scale, x_scale)
+    if x.dtype == torch.float64:
+        raise TypeError("ternary_matmul_triton: x has dtype torch.float64; the kernels take int8, float32, float16 or bfloat16 "
+                        "(use backend='torch' for float64)")
+    if not triton_ready(x.device):
+        raise RuntimeError(f"ternary_matmul_triton: x is on {x.device} and cannot run a Triton kernel (needs CUDA, or "
+                           "TRITON_INTERPRET=1 set before import); use ternary_matmul(..., backend='torch')")
+    want = {"BLOCK_N", "BLOCK_KP"} | ({"BLOCK_M"} if M > 1 else set())
+    if blocks is not None and (not isinstance(blocks, dict) or set(blocks) != want or
+                               not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 and v & (v - 1) == 0 for v in blocks.values())):
+        raise ValueError(f"blocks must be None or a dict with keys {sorted(want)} (M={M}) and power-of-two int values, got {blocks!r}")
     from llmlab.kernels.bitnet import ternary_gemv_kernel, ternary_gemm_kernel, ternary_gemv_tuned, ternary_gemm_tuned
     x = x.contiguous(); packed = packed.contiguous()
-    if x.dtype == torch.float64: x = x.float()
     ws = w_scale.float().contiguous().reshape(-1)
     xs = x_scale.float().contiguous().reshape(-1) if x_scale is not None else ws
     if x_scale is not None and xs.numel() == 1 and M > 1: xs = xs.expand(M).contiguous()
     y = torch.empty(M, N, dtype=_out_dtype(x), device=x.device)
+    if M == 0: return y
     KP = packed.shape[1]
     common = dict(HAS_XS=x_scale is not None, INT_ACC=x.dtype == torch.int8)
     if M == 1:
@@ -258,14 +306,18 @@ def ternary_matmul_triton(x, packed, w_scale, x_scale=None, blocks: dict | None 
              **common, **(blocks or {}))
     return y
 
+# %% ../nbs/20_bitnet.ipynb #ed895cf1
 def ternary_matmul(x: torch.Tensor, packed: torch.Tensor, w_scale: torch.Tensor, backend: str = "auto",
                    x_scale: torch.Tensor | None = None) -> torch.Tensor:
     "y = x @ W.T * w_scale (* x_scale per row) from packed ternary W; x (..., K) int8 or float; Triton on CUDA, else PyTorch."
-    if not isinstance(x, torch.Tensor): raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    check_tensor("x", x)
+    if x.dim() == 0: raise ValueError("x must have at least 1 dim (..., K), got a 0-d tensor")
+    if x_scale is not None: check_tensor("x_scale", x_scale, dtype="float")
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1]) if x.dim() != 2 else x
     xs2 = x_scale.reshape(-1) if (x_scale is not None and x_scale.numel() > 1) else x_scale
     be = pick_backend(backend, x.device)
+    if be == "triton" and backend == "auto" and x.dtype == torch.float64: be = "torch"   # the kernels refuse float64
     y = ternary_matmul_triton(x2, packed, w_scale, xs2) if be == "triton" else ternary_matmul_ref(x2, packed, w_scale, xs2)
     return y.reshape(*lead, y.shape[-1])
 

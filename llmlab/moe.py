@@ -8,7 +8,8 @@ import math, importlib.util
 from typing import NamedTuple
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from .lab import HAS_WIDGETS, LabWidget, widget_esm, pick_backend, seed_everything
+from .lab import (HAS_WIDGETS, LabWidget, widget_esm, pick_backend, seed_everything, check_int, check_float,
+                        check_choice, check_tensor)
 
 # %% auto #0
 __all__ = ['swiglu', 'SwiGLU', 'Experts', 'RouterOutput', 'Router', 'moe_ref', 'load_balance_loss', 'z_loss', 'Dispatch',
@@ -17,12 +18,17 @@ __all__ = ['swiglu', 'SwiGLU', 'Experts', 'RouterOutput', 'Router', 'moe_ref', '
 # %% ../nbs/21_moe.ipynb #ae27aca0
 def swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, w_down: torch.Tensor) -> torch.Tensor:
     "SwiGLU MLP: (silu(x @ w_gate) * (x @ w_up)) @ w_down, with w_gate/w_up (C, F) and w_down (F, C)."
+    check_tensor("w_gate", w_gate, ndim=2)
+    C, Fh = w_gate.shape
+    check_tensor("x", x, dtype="float"); check_tensor("w_up", w_up, shape=(C, Fh)); check_tensor("w_down", w_down, shape=(Fh, C))
+    if x.dim() == 0 or x.shape[-1] != C: raise ValueError(f"x must have last dim {C} (w_gate is {C}x{Fh}), got shape {tuple(x.shape)}")
     return (F.silu(x @ w_gate) * (x @ w_up)) @ w_down
 
 class SwiGLU(nn.Module):
     "A dense SwiGLU MLP (C -> F -> C): the dense baseline, and the always-on shared experts of an MoE."
     def __init__(self, d_model: int, d_ff: int):
         super().__init__()
+        d_model, d_ff = check_int("d_model", d_model, lo=1), check_int("d_ff", d_ff, lo=1)
         self.w_gate = nn.Parameter(torch.randn(d_model, d_ff) / math.sqrt(d_model))
         self.w_up = nn.Parameter(torch.randn(d_model, d_ff) / math.sqrt(d_model))
         self.w_down = nn.Parameter(torch.randn(d_ff, d_model) / math.sqrt(d_ff))
@@ -32,6 +38,7 @@ class Experts(nn.Module):
     "`n_experts` SwiGLU MLPs stored as stacked weights (E, C, F), (E, C, F), (E, F, C); `experts[e](x)` runs expert e."
     def __init__(self, n_experts: int, d_model: int, d_ff: int):
         super().__init__()
+        n_experts, d_model, d_ff = (check_int(n, v, lo=1) for n, v in (("n_experts", n_experts), ("d_model", d_model), ("d_ff", d_ff)))
         self.n_experts, self.d_model, self.d_ff = n_experts, d_model, d_ff
         self.w_gate = nn.Parameter(torch.randn(n_experts, d_model, d_ff) / math.sqrt(d_model))
         self.w_up = nn.Parameter(torch.randn(n_experts, d_model, d_ff) / math.sqrt(d_model))
@@ -40,6 +47,7 @@ class Experts(nn.Module):
     def __len__(self): return self.n_experts
     def __getitem__(self, e: int):
         "Expert `e` as a function of x (..., C) -> (..., C)."
+        check_int("e", e)
         if not 0 <= e < self.n_experts: raise IndexError(f"expert index must be in [0, {self.n_experts}), got {e}")
         return lambda x: swiglu(x, self.w_gate[e], self.w_up[e], self.w_down[e])
     def extra_repr(self): return f"n_experts={self.n_experts}, d_model={self.d_model}, d_ff={self.d_ff}"
@@ -51,15 +59,17 @@ class RouterOutput(NamedTuple):
     gates: torch.Tensor
     logits: torch.Tensor
 
+# %% ../nbs/21_moe.ipynb #5f97a8db
 class Router(nn.Module):
     "Top-k router: logits = x W; score by softmax or sigmoid; pick the top k (optionally after a balancing bias); gates normalised over the k."
     def __init__(self, d_model: int, n_experts: int, top_k: int, gating: str = "softmax", bias_balancing: bool = False,
                  bias_rate: float = 1e-3):
         super().__init__()
-        for name, v in (("d_model", d_model), ("n_experts", n_experts), ("top_k", top_k)):
-            if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
+        d_model, n_experts, top_k = (check_int(n, v, lo=1) for n, v in (("d_model", d_model), ("n_experts", n_experts), ("top_k", top_k)))
         if top_k > n_experts: raise ValueError(f"top_k must be <= n_experts, got top_k={top_k} with n_experts={n_experts}")
-        if gating not in ("softmax", "sigmoid"): raise ValueError(f"gating must be 'softmax' or 'sigmoid', got {gating!r}")
+        check_choice("gating", gating, ("softmax", "sigmoid"))
+        if not isinstance(bias_balancing, bool): raise TypeError(f"bias_balancing must be a bool, got {bias_balancing!r}")
+        bias_rate = check_float("bias_rate", bias_rate, lo=0)               # a step size: finite and >= 0
         self.n_experts, self.top_k, self.gating = n_experts, top_k, gating
         self.bias_balancing, self.bias_rate = bias_balancing, bias_rate
         self.proj = nn.Linear(d_model, n_experts, bias=False)
@@ -67,11 +77,13 @@ class Router(nn.Module):
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         "Affinity of each token for each expert: softmax or sigmoid of the logits."
+        check_tensor("logits", logits, dtype="float")
         return logits.softmax(-1) if self.gating == "softmax" else torch.sigmoid(logits)
 
     def forward(self, x: torch.Tensor) -> RouterOutput:
         "Route tokens x (N, C): top-k expert indices (N, k), normalised gate weights (N, k), logits (N, E)."
-        if x.shape[-1] != self.proj.in_features:
+        check_tensor("x", x, dtype="float")
+        if x.dim() == 0 or x.shape[-1] != self.proj.in_features:
             raise ValueError(f"router input must have last dim d_model={self.proj.in_features}, got shape {tuple(x.shape)}")
         logits = self.proj(x)                                               # (N, E)
         s = self.scores(logits.float())                                     # (N, E)
@@ -83,12 +95,16 @@ class Router(nn.Module):
     @torch.no_grad()
     def update_bias(self, load: torch.Tensor):
         "Aux-loss-free balancing (DeepSeek-V3): raise the bias of under-loaded experts, lower it for over-loaded ones."
+        check_tensor("load", load, shape=(self.n_experts,), finite=True)
         load = load.float()
         self.bias += self.bias_rate * torch.sign(load.mean() - load)
 
 # %% ../nbs/21_moe.ipynb #65ee953b
 def moe_ref(x: torch.Tensor, router: Router, experts, capacity: int | None = None, shared=None) -> torch.Tensor:
     "The per-token loop: y_t = sum over the top-k experts e of g_te * expert_e(x_t); assignments past `capacity` per expert are dropped."
+    if len(experts) != router.n_experts: raise ValueError(f"experts has {len(experts)} experts but the router picks among {router.n_experts}")
+    if capacity is not None: check_int("capacity", capacity, lo=0)
+    check_tensor("x", x, dtype="float")
     shape = x.shape
     xf = x.reshape(-1, shape[-1])                               # (N, C)
     idx, gates, _ = router(xf)
@@ -103,15 +119,27 @@ def moe_ref(x: torch.Tensor, router: Router, experts, capacity: int | None = Non
             y = y + gates[t, j] * experts[e](xf[t])
         if shared is not None: y = y + shared(xf[t])
         rows.append(y)
-    return torch.stack(rows).reshape(shape)
+    return torch.stack(rows).reshape(shape) if rows else torch.zeros_like(x)   # no tokens: nothing to route
 
 # %% ../nbs/21_moe.ipynb #61f2ab31
+_INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+def _check_experts_range(name: str, idx: torch.Tensor, n_experts: int):
+    "Expert indices must name experts that exist: 0 <= idx < n_experts."
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n_experts):
+        raise ValueError(f"{name} must hold expert indices in [0, {n_experts}), got values in [{int(idx.min())}, {int(idx.max())}]")
+
 def load_balance_loss(router_probs: torch.Tensor, expert_indices: torch.Tensor, n_experts: int, alpha: float = 0.01) -> torch.Tensor:
     "Switch Transformer balance loss alpha * N * sum_i f_i P_i (f_i: share of assignments to expert i, P_i: mean router prob)."
+    n_experts, alpha = check_int("n_experts", n_experts, lo=1), check_float("alpha", alpha, lo=0)
+    check_tensor("router_probs", router_probs, dtype="float", finite=not router_probs.is_cuda)   # on CUDA: no host sync
+    check_tensor("expert_indices", expert_indices, dtype=_INT_DTYPES)
     if router_probs.ndim != 2 or router_probs.shape[-1] != n_experts:
         raise ValueError(f"router_probs must be (tokens, n_experts={n_experts}), got shape {tuple(router_probs.shape)}")
     if expert_indices.shape[0] != router_probs.shape[0]:
         raise ValueError(f"expert_indices must have {router_probs.shape[0]} rows like router_probs, got shape {tuple(expert_indices.shape)}")
+    if router_probs.shape[0] == 0: return router_probs.float().sum() * 0.0      # no tokens: 0, with a zero gradient
+    _check_experts_range("expert_indices", expert_indices, n_experts)
     counts = torch.bincount(expert_indices.reshape(-1), minlength=n_experts).float()
     f = counts / counts.sum()                                   # (E,) share of assignments: no gradient
     P = router_probs.float().mean(0)                            # (E,) mean probability: carries the gradient
@@ -119,8 +147,10 @@ def load_balance_loss(router_probs: torch.Tensor, expert_indices: torch.Tensor, 
 
 def z_loss(router_logits: torch.Tensor) -> torch.Tensor:
     "Router z-loss (ST-MoE): mean over tokens of logsumexp(logits)^2, which keeps router logits small."
+    check_tensor("router_logits", router_logits, dtype="float", finite=not router_logits.is_cuda)   # scanned where it is free
     if router_logits.ndim < 1 or router_logits.shape[-1] < 1:
         raise ValueError(f"router_logits must be (..., n_experts), got shape {tuple(router_logits.shape)}")
+    if router_logits.numel() == 0: return router_logits.float().sum() * 0.0    # no tokens: 0, with a zero gradient
     return torch.logsumexp(router_logits.float(), dim=-1).pow(2).mean()
 
 # %% ../nbs/21_moe.ipynb #cb2c3a5e
@@ -134,6 +164,11 @@ class Dispatch(NamedTuple):
 
 def dispatch(indices: torch.Tensor, n_experts: int, capacity: int | None = None) -> Dispatch:
     "Sort the (token, slot) assignments by expert (stable, so token order is kept) and drop those past `capacity`."
+    n_experts = check_int("n_experts", n_experts, lo=1)
+    if capacity is not None: capacity = check_int("capacity", capacity, lo=0)
+    check_tensor("indices", indices, ndim=2, dtype=_INT_DTYPES)
+    _check_experts_range("indices", indices, n_experts)
+    indices = indices.long()
     N, k = indices.shape
     flat = indices.reshape(-1)                                  # (N*k,) expert of assignment a = t*k + j
     order = torch.argsort(flat, stable=True)                    # assignments grouped by expert, token order inside
@@ -150,26 +185,46 @@ def dispatch(indices: torch.Tensor, n_experts: int, capacity: int | None = None)
     offsets[1:] = torch.cumsum(counts, 0)
     return Dispatch(order // k, order % k, offsets, counts, dropped)
 
+# %% ../nbs/21_moe.ipynb #a67b49fc
 def expert_loop(xs: torch.Tensor, experts: Experts, offsets: torch.Tensor) -> torch.Tensor:
     "The per-expert loop: run each expert on its contiguous segment of the expert-sorted rows `xs` (M, C)."
+    if not isinstance(experts, Experts): raise TypeError(f"experts must be an Experts module, got {type(experts).__name__}")
+    check_tensor("xs", xs, ndim=2, dtype="float")
+    if xs.shape[1] != experts.d_model: raise ValueError(f"xs must have d_model={experts.d_model} columns, got shape {tuple(xs.shape)}")
+    check_tensor("offsets", offsets, shape=(experts.n_experts + 1,), dtype=_INT_DTYPES)
     bounds = offsets.tolist()
+    if bounds[0] != 0 or bounds[-1] != xs.shape[0] or any(b < a for a, b in zip(bounds, bounds[1:])):
+        raise ValueError(f"offsets must rise from 0 to the {xs.shape[0]} rows of xs without decreasing, got {bounds}")
     parts = [swiglu(xs[a:b], experts.w_gate[e], experts.w_up[e], experts.w_down[e])   # segments are in expert order,
              for e, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])) if b > a]     # so concatenating keeps the rows
     return torch.cat(parts) if parts else torch.zeros_like(xs)                      # (cat, not slice assignment: cheap backward)
 
 # %% ../nbs/21_moe.ipynb #5cc0b007
+def _cv(load: torch.Tensor) -> torch.Tensor:
+    "Coefficient of variation std / mean of a load vector; 0 when nothing was routed (an empty batch is not unbalanced)."
+    m = load.mean()
+    return torch.where(m > 0, load.std(unbiased=False) / m.clamp_min(1e-30), torch.zeros_like(m)).detach()
+
+def _run_experts(experts: Experts, xs: torch.Tensor, offsets: torch.Tensor, backend: str) -> torch.Tensor:
+    "The experts on expert-sorted rows: the Triton grouped GEMMs (one launch per projection) or the per-expert loop."
+    be = pick_backend(backend, xs.device)
+    if be == "triton" and backend == "auto" and xs.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        be = "torch"                                                    # e.g. float64: the kernels refuse it, auto falls back
+    if be == "torch": return expert_loop(xs, experts, offsets)
+    from llmlab.kernels.moe import grouped_swiglu
+    return grouped_swiglu(xs, *(p.to(xs.dtype) for p in (experts.w_gate, experts.w_up, experts.w_down)), offsets)
+
+# %% ../nbs/21_moe.ipynb #c8704669
 class MoE(nn.Module):
     "Mixture-of-experts SwiGLU layer: top-k routing, optional capacity (dropping) and shared experts; returns (output, stats)."
     def __init__(self, d_model: int, d_ff: int, n_experts: int, top_k: int, n_shared: int = 0, capacity_factor: float | None = None,
                  gating: str = "softmax", bias_balancing: bool = False, bias_rate: float = 1e-3, balance_coef: float = 0.01,
                  z_coef: float = 1e-3, backend: str = "auto"):
         super().__init__()
-        if not isinstance(d_ff, int) or d_ff < 1: raise ValueError(f"d_ff must be a positive int, got {d_ff!r}")
-        if not isinstance(n_shared, int) or n_shared < 0: raise ValueError(f"n_shared must be an int >= 0, got {n_shared!r}")
-        if capacity_factor is not None and (isinstance(capacity_factor, bool) or not isinstance(capacity_factor, (int, float))
-                                            or not capacity_factor > 0 or not math.isfinite(capacity_factor)):
-            raise ValueError(f"capacity_factor must be None (dropless) or a finite number > 0, got {capacity_factor!r}")
-        if backend not in ("auto", "triton", "torch"): raise ValueError(f"backend must be 'auto', 'triton' or 'torch', got {backend!r}")
+        d_ff, n_shared = check_int("d_ff", d_ff, lo=1), check_int("n_shared", n_shared, lo=0)
+        if capacity_factor is not None: capacity_factor = check_float("capacity_factor", capacity_factor, lo=0, lo_open=True)
+        balance_coef, z_coef = check_float("balance_coef", balance_coef, lo=0), check_float("z_coef", z_coef, lo=0)
+        check_choice("backend", backend, ("auto", "triton", "torch"))
         self.router = Router(d_model, n_experts, top_k, gating, bias_balancing, bias_rate)
         self.experts = Experts(n_experts, d_model, d_ff)
         self.shared = SwiGLU(d_model, n_shared * d_ff) if n_shared else None   # n_shared experts as one wide MLP (same sum)
@@ -178,22 +233,19 @@ class MoE(nn.Module):
 
     def capacity(self, n_tokens: int) -> int | None:
         "Slots per expert for `n_tokens` tokens: ceil(capacity_factor * n_tokens * top_k / n_experts), or None when dropless."
+        n_tokens = check_int("n_tokens", n_tokens, lo=0)
         if self.capacity_factor is None: return None
         return max(1, math.ceil(self.capacity_factor * n_tokens * self.top_k / self.n_experts))
 
     def forward(self, x: torch.Tensor):
         "x (..., C) -> (output (..., C), stats with load, dropped, balance_loss, z_loss, aux_loss, load_cv)."
+        check_tensor("x", x, dtype="float")
         shape = x.shape
+        idx, gates, logits = self.router(x.reshape(-1, shape[-1]) if x.dim() else x)   # (N, k), (N, k), (N, E); checks x's width
         xf = x.reshape(-1, shape[-1])                                       # (N, C)
-        idx, gates, logits = self.router(xf)                                # (N, k), (N, k), (N, E)
         d = dispatch(idx, self.n_experts, self.capacity(xf.shape[0]))
         xs = xf[d.token]                                                    # permute: (M, C), rows grouped by expert
-        if pick_backend(self.backend, x.device) == "triton":
-            from llmlab.kernels.moe import grouped_swiglu
-            w = [p.to(x.dtype) for p in (self.experts.w_gate, self.experts.w_up, self.experts.w_down)]
-            ys = grouped_swiglu(xs, *w, d.offsets)                          # one launch per projection, all experts
-        else:
-            ys = expert_loop(xs, self.experts, d.offsets)
+        ys = _run_experts(self.experts, xs, d.offsets, self.backend)       # (M, C) expert outputs, same row order
         g = gates[d.token, d.slot]                                          # (M,) gate of each kept assignment
         out = torch.zeros_like(xf).index_add(0, d.token, ys * g[:, None])   # unpermute and combine
         if self.shared is not None: out = out + self.shared(xf)
@@ -204,13 +256,18 @@ class MoE(nn.Module):
         load = d.load.float()
         if self.training and self.router.bias_balancing: self.router.update_bias(load)   # after routing: next step sees it
         stats = {"load": load.detach(), "dropped": d.dropped, "balance_loss": bal, "z_loss": zl,
-                 "aux_loss": bal + self.z_coef * zl, "load_cv": (load.std(unbiased=False) / load.mean()).detach()}
+                 "aux_loss": bal + self.z_coef * zl, "load_cv": _cv(load)}
         return out.reshape(shape), stats
 
 # %% ../nbs/21_moe.ipynb #4be321c3
 @torch.no_grad()
 def route_snapshot(moe: MoE, x: torch.Tensor, capacity_factor: float | None = None, digits: int = 3) -> dict:
     "What `moe`'s router does with token states x (N, C): probabilities, top-k experts, gates, dropped flags (capacity_factor overrides)."
+    if not all(hasattr(moe, a) for a in ("router", "n_experts", "top_k", "capacity_factor")):
+        raise TypeError(f"moe must be an MoE layer (with router, n_experts, top_k, capacity_factor), got {type(moe).__name__}")
+    if capacity_factor is not None: capacity_factor = check_float("capacity_factor", capacity_factor, lo=0, lo_open=True)
+    digits = check_int("digits", digits, lo=0, hi=12)
+    check_tensor("x", x, dtype="float")
     if x.ndim != 2 or x.shape[-1] != moe.router.proj.in_features:
         raise ValueError(f"x must be (tokens, d_model={moe.router.proj.in_features}), got shape {tuple(x.shape)}")
     idx, gates, logits = moe.router(x)
@@ -225,9 +282,13 @@ def route_snapshot(moe: MoE, x: torch.Tensor, capacity_factor: float | None = No
     return {"experts": idx.cpu().tolist(), "gates": r(gates), "probs": r(probs),
             "dropped": (~kept).reshape(idx.shape).tolist(), "capacity": cap, "load": d.load.cpu().tolist()}
 
+# %% ../nbs/21_moe.ipynb #6a47bfb3
 def trace_moe(tokens: list[str], snapshots: list[dict], steps: list[int], load_history, n_experts: int, top_k: int,
               title: str = "") -> dict:
     "Widget trace: token strings, one `route_snapshot` per entry of `steps`, and the (steps, E) load history as shares."
+    n_experts, top_k = check_int("n_experts", n_experts, lo=1), check_int("top_k", top_k, lo=1, hi=n_experts)
+    if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+        raise TypeError(f"tokens must be a list of str, got {type(tokens).__name__}")
     if len(snapshots) != len(steps) or not snapshots:
         raise ValueError(f"snapshots and steps must be non-empty and of equal length, got {len(snapshots)} and {len(steps)}")
     for s in snapshots:
@@ -235,6 +296,7 @@ def trace_moe(tokens: list[str], snapshots: list[dict], steps: list[int], load_h
             raise ValueError(f"every snapshot must route the {len(tokens)} tokens, got one with {len(s['experts'])}")
     L = np.asarray(load_history, dtype=float)
     if L.ndim != 2 or L.shape[1] != n_experts: raise ValueError(f"load_history must be (steps, {n_experts}), got shape {L.shape}")
+    if not np.isfinite(L).all() or (L < 0).any(): raise ValueError("load_history must hold finite loads >= 0")
     share = L / np.maximum(L.sum(1, keepdims=True), 1)
     return {"tokens": [str(t) for t in tokens], "n_experts": n_experts, "top_k": top_k, "title": title,
             "steps": [int(s) for s in steps], "snapshots": snapshots,
@@ -244,6 +306,8 @@ class MoEWidget(LabWidget):
     "Tokens -> experts (edges coloured by gate, dropped marked), router probabilities on hover, load heatmap with a scrubber."
     _esm = widget_esm("moe") if HAS_WIDGETS else ""
     def __init__(self, trace: dict, step: int | None = None):
+        if not isinstance(trace, dict) or "steps" not in trace: raise TypeError("trace must be the dict trace_moe returns")
+        if step is not None: check_int("step", step, lo=0, hi=len(trace["steps"]) - 1)
         super().__init__(trace=trace, step=len(trace["steps"]) - 1 if step is None else step)
 
 # %% ../nbs/21_moe.ipynb #4de0694d
@@ -252,6 +316,7 @@ def moe_mlp(config) -> MoE:
     width = next((getattr(config, a) for a in ("d_model", "n_embd", "dim") if hasattr(config, a)), None)
     if not isinstance(width, int): raise ValueError(f"config must give the model width as d_model or n_embd, got {config!r}")
     kw = {"n_experts": 8, "top_k": 2} | dict(getattr(config, "mlp_kwargs", None) or {})
+    check_int("mlp_kwargs['top_k']", kw["top_k"], lo=1)
     kw.setdefault("d_ff", max(1, 4 * width // kw["top_k"]))
     return MoE(width, **kw)
 

@@ -211,3 +211,88 @@ def test_quantiser_errors():
     with pytest.raises(ValueError, match="eps"): B.quantize_weights_ternary(torch.randn(2, 6), eps=0)
     with pytest.raises(TypeError, match="torch.Tensor"): B.quantize_activations_int8([1.0, 2.0])
     with pytest.raises(ValueError, match="last dim"): B.quantize_activations_int8(torch.randn(3, 0))
+
+# ---------------------------------------------------------------- bad input: one table for the whole module
+_p8 = lambda: B.pack_ternary(torch.ones(2, 8, dtype=torch.int8))          # (2, 8) all +1: every column is a real weight
+_one = lambda: torch.tensor(1.0)
+BAD = [
+    (lambda: B.quantize_weights_ternary(torch.tensor([float("nan"), 1.0])), ValueError, "w has 1 non-finite"),
+    (lambda: B.quantize_weights_ternary(torch.randn(2, 4), eps=float("nan")), ValueError, "eps must be a finite number"),
+    (lambda: B.quantize_weights_ternary(torch.randn(2, 4), eps=-1), ValueError, "eps must be > 0"),
+    (lambda: B.quantize_weights_ternary(torch.randn(2, 4), group_size=True), TypeError, "group_size must be an int"),
+    (lambda: B.quantize_weights_ternary(torch.randn(2, 4), group_size=0), ValueError, "group_size must be an int >= 1"),
+    (lambda: B.quantize_weights_ternary(torch.tensor(1.0)), ValueError, "at least 1 dim"),
+    (lambda: B.quantize_activations_int8(torch.tensor([[float("inf"), 1.0]])), ValueError, "x has 1 non-finite"),
+    (lambda: B.quantize_activations_int8(torch.randn(2, 4), eps=-1), ValueError, "eps must be > 0"),
+    (lambda: B.dequantize_ternary(torch.ones(2, 4, dtype=torch.int8), torch.ones(2, 3)), ValueError, "scale must be a scalar or (..., G)"),
+    (lambda: B.dequantize_ternary([1], torch.ones(1)), TypeError, "w_q must be a torch.Tensor"),
+    (lambda: B.dequantize_ternary(torch.ones(2, 4), torch.ones(())), TypeError, "w_q must have dtype"),
+    (lambda: B.dequantize_ternary(torch.ones(2, 4, dtype=torch.int8), torch.ones((), dtype=torch.int32)), TypeError, "scale must have dtype float"),
+    (lambda: B.ste(torch.randn(3), torch.randn(4)), ValueError, "x_hat must have shape (3)"),
+    (lambda: B.ste(torch.ones(3, dtype=torch.long), torch.ones(3)), TypeError, "x must have dtype float"),
+    (lambda: B.fake_quant_weights(torch.randn(3, 4), eps=0), ValueError, "eps must be > 0"),
+    (lambda: B.fake_quant_weights(torch.ones(3, 4, dtype=torch.long)), TypeError, "w must be a floating-point tensor"),
+    (lambda: B.fake_quant_activations(torch.randn(3, 0)), ValueError, "non-empty last dim"),
+    (lambda: B.BitLinear(4.0, 4), TypeError, "in_features must be an int"),
+    (lambda: B.BitLinear(True, 4), TypeError, "in_features must be an int"),
+    (lambda: B.BitLinear(4, 0), ValueError, "out_features must be an int >= 1"),
+    (lambda: B.BitLinear(4, 4, eps=float("nan")), ValueError, "eps must be a finite number"),
+    (lambda: B.BitLinear(4, 4, bias=1), TypeError, "bias must be a bool"),
+    (lambda: B.BitLinear(4, 4)(torch.ones(2, 4, dtype=torch.long)), TypeError, "x must be a floating-point tensor"),
+    (lambda: B.BitLinear(4, 4)(torch.tensor(1.0)), ValueError, "in_features=4"),
+    (lambda: B.unpack_ternary(_p8(), (2, 5)), ValueError, "non-zero weights past column 5"),
+    (lambda: B.unpack_ternary(_p8(), (2, 5.0)), TypeError, "shape[1] must be an int"),
+    (lambda: B.unpack_ternary(_p8(), (2,)), ValueError, "shape must be (out_features, in_features)"),
+    (lambda: B.unpack_ternary(_p8(), (2, 0)), ValueError, "shape[1] must be an int >= 1"),
+    (lambda: B.unpack_ternary_base3(B.pack_ternary_base3(torch.ones(2, 5, dtype=torch.int8)), (2, 3)), ValueError, "past column 3"),
+    (lambda: B.ternary_matmul(torch.randn(1, 5), _p8(), _one()), ValueError, "x has K=5 columns but packed holds non-zero weights"),
+    (lambda: B.ternary_matmul(torch.randn(1, 13), _p8(), _one()), ValueError, "ceil(K/4)=4"),
+    (lambda: B.ternary_matmul(torch.tensor(1.0), _p8(), _one()), ValueError, "at least 1 dim"),
+    (lambda: B.ternary_matmul([1.0] * 8, _p8(), _one()), TypeError, "x must be a torch.Tensor"),
+    (lambda: B.ternary_matmul(torch.randn(2, 8), _p8(), _one(), x_scale=torch.tensor([1, 2])), TypeError, "x_scale must have dtype float"),
+    (lambda: B.ternary_matmul(torch.randn(2, 8), _p8(), torch.tensor(1)), ValueError, "w_scale must be a float tensor"),
+    (lambda: B.ternary_matmul(torch.randn(2, 8), torch.zeros(2, 0, dtype=torch.uint8), _one()), TypeError, "packed must be a 2-D uint8"),
+    (lambda: B.ternary_matmul(torch.randn(2, 8), _p8(), _one(), backend="gpu"), ValueError, "backend must be"),
+    (lambda: B.ternary_matmul_ref(torch.randn(2, 8).to(torch.int32), _p8(), _one()), TypeError, "int8 (quantised activations) or a float"),
+    (lambda: B.trace_bitnet(torch.randn(4, 8), torch.randn(2, 4), bins=0), ValueError, "bins must be an int in [1, 200]"),
+    (lambda: B.ternary_matmul(torch.randn(2, 8), _p8(), torch.tensor(float("nan"))), ValueError, "w_scale has 1 non-finite"),
+    (lambda: B.ternary_matmul_ref(torch.randn(2, 8), _p8(), _one(), torch.tensor([1.0, float("inf")])), ValueError, "x_scale has 1 non-finite"),
+    (lambda: B.dequantize_ternary(torch.ones(2, 4, dtype=torch.int8), torch.full((2, 2), float("nan"))), ValueError, "scale has 4 non-finite"),
+    (lambda: B.trace_bitnet(torch.randn(4, 8), torch.randn(2, 4), group_size=0), ValueError, "group_size must be an int >= 1"),
+    (lambda: B.trace_bitnet(torch.full((4, 8), float("nan")), torch.randn(2, 4)), ValueError, "w has 32 non-finite"),
+]
+
+@pytest.mark.parametrize("call, exc, fragment", BAD, ids=[f"bad-{i}" for i in range(len(BAD))])
+def test_bad_input(call, exc, fragment):
+    with pytest.raises(exc) as e: call()
+    assert fragment in str(e.value), f"message {str(e.value)!r} does not contain {fragment!r}"
+
+@needs_triton
+def test_bad_input_triton_launcher():
+    "The launcher refuses what the kernels cannot do (float64, bad tile sizes, a K that drops weights) before launching."
+    x = torch.randn(2, 8)
+    with pytest.raises(TypeError, match="float64"): B.ternary_matmul_triton(x.double(), _p8(), _one())
+    with pytest.raises(TypeError, match="float64"): B.ternary_matmul(x.double(), _p8(), _one(), backend="triton")
+    with pytest.raises(ValueError, match="blocks must be None or a dict"): B.ternary_matmul_triton(x, _p8(), _one(), blocks=dict(BLOCK_N=32, BLOCK_KP=8))
+    with pytest.raises(ValueError, match="power-of-two"): B.ternary_matmul_triton(x, _p8(), _one(), blocks=dict(BLOCK_M=16, BLOCK_N=30, BLOCK_KP=8))
+    with pytest.raises(ValueError, match="past column 5"): B.ternary_matmul_triton(torch.randn(1, 5), _p8(), _one())
+
+def test_documented_results_for_edge_input():
+    "Narrower K that only drops padding is fine; a wider unpack shape within the same bytes pads with zeros; "
+    "auto falls back to PyTorch for float64; zero rows give an empty (0, N) result on both paths."
+    w = ternary(3, 5, 1); p = B.pack_ternary(w)
+    assert torch.equal(B.unpack_ternary(p, (3, 7))[:, :5], w) and (B.unpack_ternary(p, (3, 7))[:, 5:] == 0).all()
+    x = torch.randn(2, 7)
+    torch.testing.assert_close(B.ternary_matmul(x, p, _one()), x[:, :5] @ w.float().T)
+    xd = torch.randn(2, 5, dtype=torch.float64)
+    assert B.ternary_matmul(xd, p, _one()).dtype == torch.float64
+    assert B.ternary_matmul(torch.zeros(0, 5), p, _one()).shape == (0, 3)
+    if HAS_TRITON and (interpreting() or torch.cuda.is_available()):
+        assert B.ternary_matmul_triton(torch.zeros(0, 5), p, _one()).shape == (0, 3)
+
+def test_empty_matrices_round_trip():
+    "No rows is a legitimate (empty) matrix: it packs to (0, ceil(K/4)) bytes and back; a matrix with no columns is refused."
+    for pack, unpack, per in ((B.pack_ternary, B.unpack_ternary, 4), (B.pack_ternary_base3, B.unpack_ternary_base3, 5)):
+        p = pack(torch.zeros(0, 7, dtype=torch.int8))
+        assert p.shape == (0, -(-7 // per)) and unpack(p, (0, 7)).shape == (0, 7)
+    with pytest.raises(ValueError, match="in_features > 0"): B.pack_ternary(torch.zeros(3, 0, dtype=torch.int8))

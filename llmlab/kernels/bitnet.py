@@ -38,6 +38,7 @@ def ternary_gemv_kernel(x_ptr, p_ptr, ws_ptr, xs_ptr, y_ptr, N, K, KP, stride_pn
     if HAS_XS: y = y * tl.load(xs_ptr)                                 # ... * x_scale (the token's int8 scale)
     tl.store(y_ptr + offs_n, y.to(y_ptr.dtype.element_ty), mask=offs_n < N)   # write N outputs
 
+# %% ../../nbs/20a_bitnet_kernels.ipynb #10315188
 @triton.jit
 def ternary_gemm_kernel(x_ptr, p_ptr, ws_ptr, xs_ptr, y_ptr, M, N, K, KP, stride_xm, stride_pn, stride_ws, stride_ym,
                         HAS_XS: tl.constexpr, INT_ACC: tl.constexpr,
@@ -66,6 +67,7 @@ def ternary_gemm_kernel(x_ptr, p_ptr, ws_ptr, xs_ptr, y_ptr, M, N, K, KP, stride
     tl.store(y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :], y.to(y_ptr.dtype.element_ty),
              mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
+# %% ../../nbs/20a_bitnet_kernels.ipynb #5ca8654e
 _GEMV_CONFIGS = [triton.Config({"BLOCK_N": bn, "BLOCK_KP": bk}, num_warps=w)
                  for bn, bk, w in [(32, 32, 4), (64, 64, 4), (128, 32, 4), (64, 128, 4), (128, 64, 8), (256, 32, 8), (32, 256, 4)]]
 _GEMM_CONFIGS = [triton.Config({"BLOCK_M": 16, "BLOCK_N": bn, "BLOCK_KP": bk}, num_warps=w, num_stages=s)

@@ -7,11 +7,51 @@ __all__ = ['tile_schedule', 'grouped_mm', 'grouped_swiglu_up', 'grouped_wgrad', 
 
 # %% ../../nbs/21a_moe_kernels.ipynb #9ec193e1
 import torch
-from ..lab import HAS_TRITON, triton, tl, autotune, interpreting
+from ..lab import HAS_TRITON, triton, tl, autotune, interpreting, check_int, check_tensor
+
+# %% ../../nbs/21a_moe_kernels.ipynb #ed9b406b
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)          # what the kernels compute in; others are refused
+
+def _check_rows(fn: str, name: str, x) -> torch.Tensor:
+    "`x` if it is a 2-D tensor of a kernel dtype on a device Triton can run on, else an error naming `fn` and `name`."
+    if not HAS_TRITON: raise RuntimeError(f"{fn} needs Triton, which is not installed; use the PyTorch path (backend='torch')")
+    check_tensor(name, x, ndim=2)
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"{fn}: {name} has dtype {x.dtype}; the Triton kernels take float32, float16 or bfloat16 "
+                        "(use backend='torch' for other dtypes)")
+    if not (x.is_cuda or interpreting()):
+        raise ValueError(f"{fn}: {name} is on {x.device}; the Triton kernels need CUDA tensors (or TRITON_INTERPRET=1 set before import)")
+    return x
+
+def _check_weights(fn: str, name: str, w, x: torch.Tensor, k_axis: int) -> int:
+    "`w` (E, ., .) in x's dtype and device whose axis `k_axis` is x's width; returns E."
+    check_tensor(name, w, ndim=3)
+    if w.dtype != x.dtype: raise TypeError(f"{fn}: {name} has dtype {w.dtype} but x has {x.dtype}; give both the same dtype")
+    if w.device != x.device: raise ValueError(f"{fn}: {name} is on {w.device} but x is on {x.device}")
+    if min(w.shape) < 1: raise ValueError(f"{fn}: {name} must hold at least one non-empty matrix, got shape {tuple(w.shape)}")
+    if w.shape[k_axis] != x.shape[1]:
+        raise ValueError(f"{fn}: x has {x.shape[1]} columns but {name} has shape {tuple(w.shape)} (axis {k_axis} must match)")
+    return w.shape[0]
+
+def _check_offsets(fn: str, offsets, n_experts: int, rows: int, device) -> torch.Tensor:
+    "Segment boundaries the kernels can trust: int32/int64, (n_experts + 1,), on `device`, 0 = o[0] <= ... <= o[E] = rows."
+    check_tensor("offsets", offsets, ndim=1, dtype=(torch.int32, torch.int64))
+    if offsets.numel() != n_experts + 1:
+        raise ValueError(f"{fn}: offsets must have n_experts + 1 = {n_experts + 1} entries (one boundary per expert, "
+                         f"plus the end), got {offsets.numel()}")
+    if offsets.device != torch.device(device): raise ValueError(f"{fn}: offsets is on {offsets.device} but x is on {device}")
+    o = offsets.tolist()                                                  # one host sync per call: see the prose
+    if o[0] != 0 or o[-1] != rows:
+        raise ValueError(f"{fn}: offsets must start at 0 and end at the number of rows, {rows}; got {o[0]} ... {o[-1]}")
+    bad = next((e for e in range(n_experts) if o[e + 1] < o[e]), None)
+    if bad is not None:
+        raise ValueError(f"{fn}: offsets must be non-decreasing (expert e owns rows offsets[e]:offsets[e+1]), "
+                         f"got offsets[{bad}]={o[bad]} > offsets[{bad + 1}]={o[bad + 1]}")
+    return offsets
 
 # %% ../../nbs/21a_moe_kernels.ipynb #122ece83
-def tile_schedule(offsets: torch.Tensor, block_m: int, total_rows: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    "Map each row tile of a grouped GEMM to (expert, first row); returns tile_expert, tile_row, n_tiles (an upper bound)."
+def _tile_schedule(offsets: torch.Tensor, block_m: int, total_rows: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    "`tile_schedule` without the checks, for offsets a launcher has already checked."
     E = offsets.numel() - 1
     counts = offsets[1:] - offsets[:-1]                                   # (E,) rows per expert
     tiles = (counts + block_m - 1) // block_m                              # (E,) row tiles per expert
@@ -24,6 +64,14 @@ def tile_schedule(offsets: torch.Tensor, block_m: int, total_rows: int) -> tuple
     row = offsets[e_c] + local * block_m
     row = torch.where(e < E, row, offsets[-1].expand_as(row))              # spare tiles start at the end: fully masked
     return e_c.to(torch.int32).contiguous(), row.to(torch.int32).contiguous(), n_tiles
+
+def tile_schedule(offsets: torch.Tensor, block_m: int, total_rows: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    "Map each row tile of a grouped GEMM to (expert, first row); returns tile_expert, tile_row, n_tiles (an upper bound)."
+    block_m, total_rows = check_int("block_m", block_m, lo=1), check_int("total_rows", total_rows, lo=0)
+    check_tensor("offsets", offsets, ndim=1, dtype=(torch.int32, torch.int64))
+    if offsets.numel() < 2: raise ValueError(f"tile_schedule: offsets needs at least 2 entries (one expert), got {offsets.numel()}")
+    _check_offsets("tile_schedule", offsets, offsets.numel() - 1, total_rows, offsets.device)
+    return _tile_schedule(offsets, block_m, total_rows)
 
 # %% ../../nbs/21a_moe_kernels.ipynb #d87966f8
 _MM_CONFIGS = [triton.Config({"BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
@@ -112,32 +160,39 @@ def _grouped_wgrad_kernel(x_ptr, dy_ptr, dw_ptr, offsets_ptr, N, K, stride_xm, s
     tl.store(dw_ptr + e.to(tl.int64) * stride_dwe + ks[:, None] * stride_dwk + cols[None, :], acc.to(dw_ptr.dtype.element_ty),
              mask=(ks[:, None] < K) & (cols[None, :] < N))
 
-# %% ../../nbs/21a_moe_kernels.ipynb #47176d84
+# %% ../../nbs/21a_moe_kernels.ipynb #512fbca4
 def _block_m(rows: int, n_experts: int) -> int:
     "Row tile height: 32 under the interpreter or for few rows per expert, 64 or 128 on a GPU."
     if interpreting(): return 32
     per_expert = rows / max(n_experts, 1)
     return 32 if per_expert <= 32 else 64 if per_expert <= 256 else 128
 
-def grouped_mm(x: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor, transpose_w: bool = False) -> torch.Tensor:
-    "Grouped GEMM, one launch: rows offsets[e]:offsets[e+1] of `x` (M, K) times `w[e]` (E, K, N), or `w[e].T` if `transpose_w`."
+def _grouped_mm(x, w, offsets, transpose_w=False):
+    "`grouped_mm` without the checks."
     M, K = x.shape
     E = w.shape[0]
     if transpose_w: N, s_we, s_wk, s_wn = w.shape[1], w.stride(0), w.stride(2), w.stride(1)
     else: N, s_we, s_wk, s_wn = w.shape[2], w.stride(0), w.stride(1), w.stride(2)
-    if (w.shape[2] if transpose_w else w.shape[1]) != K:
-        raise ValueError(f"grouped_mm: x has {K} columns but w is {tuple(w.shape)} (transpose_w={transpose_w})")
     x = x.contiguous()
     y = torch.empty(M, N, device=x.device, dtype=x.dtype)
     if M == 0: return y
     bm = _block_m(M, E)
-    tile_e, tile_r, n_tiles = tile_schedule(offsets, bm, M)
+    tile_e, tile_r, n_tiles = _tile_schedule(offsets, bm, M)
     grid = lambda meta: (n_tiles, triton.cdiv(N, meta["BLOCK_N"]))
     _grouped_mm_kernel[grid](x, w, y, offsets, tile_e, tile_r, N, K, x.stride(0), s_we, s_wk, s_wn, y.stride(0), BLOCK_M=bm)
     return y
 
-def grouped_swiglu_up(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, offsets: torch.Tensor, save: bool = False):
-    "One launch over all experts: H = silu(X Wg[e]) * (X Wu[e]); also returns A = X Wg and B = X Wu when `save`."
+def grouped_mm(x: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor, transpose_w: bool = False) -> torch.Tensor:
+    "Grouped GEMM, one launch: rows offsets[e]:offsets[e+1] of `x` (M, K) times `w[e]` (E, K, N), or `w[e].T` if `transpose_w`."
+    if not isinstance(transpose_w, bool): raise TypeError(f"grouped_mm: transpose_w must be a bool, got {transpose_w!r}")
+    _check_rows("grouped_mm", "x", x)
+    E = _check_weights("grouped_mm", "w", w, x, 2 if transpose_w else 1)
+    _check_offsets("grouped_mm", offsets, E, x.shape[0], x.device)
+    return _grouped_mm(x, w, offsets, transpose_w)
+
+# %% ../../nbs/21a_moe_kernels.ipynb #d7abd9c5
+def _grouped_swiglu_up(x, w_gate, w_up, offsets, save=False):
+    "`grouped_swiglu_up` without the checks."
     M, K = x.shape
     E, _, N = w_gate.shape
     x, w_gate, w_up = x.contiguous(), w_gate.contiguous(), w_up.contiguous()
@@ -146,14 +201,25 @@ def grouped_swiglu_up(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor,
     b = torch.empty_like(h) if save else h
     if M > 0:
         bm = _block_m(M, E)
-        tile_e, tile_r, n_tiles = tile_schedule(offsets, bm, M)
+        tile_e, tile_r, n_tiles = _tile_schedule(offsets, bm, M)
         grid = lambda meta: (n_tiles, triton.cdiv(N, meta["BLOCK_N"]))
         _grouped_swiglu_kernel[grid](x, w_gate, w_up, h, a, b, offsets, tile_e, tile_r, N, K, x.stride(0),
                                      w_gate.stride(0), w_gate.stride(1), w_gate.stride(2), h.stride(0), SAVE=save, BLOCK_M=bm)
     return (h, a, b) if save else h
 
-def grouped_wgrad(x: torch.Tensor, dy: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    "Weight gradient of a grouped GEMM, one launch: dW[e] = x[seg e].T @ dy[seg e], shape (E, K, N)."
+def grouped_swiglu_up(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, offsets: torch.Tensor, save: bool = False):
+    "One launch over all experts: H = silu(X Wg[e]) * (X Wu[e]); also returns A = X Wg and B = X Wu when `save`."
+    if not isinstance(save, bool): raise TypeError(f"grouped_swiglu_up: save must be a bool, got {save!r}")
+    _check_rows("grouped_swiglu_up", "x", x)
+    E = _check_weights("grouped_swiglu_up", "w_gate", w_gate, x, 1)
+    _check_weights("grouped_swiglu_up", "w_up", w_up, x, 1)
+    if w_up.shape != w_gate.shape: raise ValueError(f"grouped_swiglu_up: w_up has shape {tuple(w_up.shape)} but w_gate has {tuple(w_gate.shape)}")
+    _check_offsets("grouped_swiglu_up", offsets, E, x.shape[0], x.device)
+    return _grouped_swiglu_up(x, w_gate, w_up, offsets, save)
+
+# %% ../../nbs/21a_moe_kernels.ipynb #373ef261
+def _grouped_wgrad(x, dy, offsets):
+    "`grouped_wgrad` without the checks."
     E = offsets.numel() - 1
     K, N = x.shape[1], dy.shape[1]
     x, dy = x.contiguous(), dy.contiguous()
@@ -162,13 +228,33 @@ def grouped_wgrad(x: torch.Tensor, dy: torch.Tensor, offsets: torch.Tensor) -> t
     _grouped_wgrad_kernel[grid](x, dy, dw, offsets, N, K, x.stride(0), dy.stride(0), dw.stride(0), dw.stride(1))
     return dw.to(x.dtype)
 
+def grouped_wgrad(x: torch.Tensor, dy: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    "Weight gradient of a grouped GEMM, one launch: dW[e] = x[seg e].T @ dy[seg e], shape (E, K, N)."
+    _check_rows("grouped_wgrad", "x", x); _check_rows("grouped_wgrad", "dy", dy)
+    if dy.dtype != x.dtype or dy.device != x.device or dy.shape[0] != x.shape[0] or min(x.shape[1], dy.shape[1]) < 1:
+        raise ValueError(f"grouped_wgrad: dy must have x's {x.shape[0]} rows, dtype {x.dtype} and device {x.device} and both "
+                         f"need columns; got x {tuple(x.shape)}, dy {tuple(dy.shape)} {dy.dtype} on {dy.device}")
+    check_tensor("offsets", offsets, ndim=1, dtype=(torch.int32, torch.int64))
+    if offsets.numel() < 2: raise ValueError(f"grouped_wgrad: offsets needs at least 2 entries (one expert), got {offsets.numel()}")
+    _check_offsets("grouped_wgrad", offsets, offsets.numel() - 1, x.shape[0], x.device)
+    return _grouped_wgrad(x, dy, offsets)
+
 # %% ../../nbs/21a_moe_kernels.ipynb #f0f10b50
 class GroupedSwiGLU(torch.autograd.Function):
     "Differentiable expert MLPs over expert-sorted rows: Y = (silu(X Wg) * X Wu) Wd per segment, Triton grouped GEMMs both ways."
     @staticmethod
     def forward(ctx, x, w_gate, w_up, w_down, offsets):
-        h, a, b = grouped_swiglu_up(x, w_gate, w_up, offsets, save=True)   # (M, F) each
-        y = grouped_mm(h, w_down, offsets)                                   # (M, C)
+        fn = "grouped_swiglu"
+        _check_rows(fn, "x", x)
+        E = _check_weights(fn, "w_gate", w_gate, x, 1)
+        _check_weights(fn, "w_up", w_up, x, 1)
+        _check_weights(fn, "w_down", w_down, x, 2)
+        if w_up.shape != w_gate.shape or w_down.shape != (E, w_gate.shape[2], x.shape[1]):
+            raise ValueError(f"{fn}: want w_gate = w_up = (E, C, F) and w_down = (E, F, C), got {tuple(w_gate.shape)}, "
+                             f"{tuple(w_up.shape)}, {tuple(w_down.shape)}")
+        _check_offsets(fn, offsets, E, x.shape[0], x.device)
+        h, a, b = _grouped_swiglu_up(x, w_gate, w_up, offsets, save=True)   # (M, F) each
+        y = _grouped_mm(h, w_down, offsets)                                  # (M, C)
         ctx.save_for_backward(x, w_gate, w_up, w_down, offsets, h, a, b)
         return y
 
@@ -176,13 +262,13 @@ class GroupedSwiGLU(torch.autograd.Function):
     def backward(ctx, dy):
         x, w_gate, w_up, w_down, offsets, h, a, b = ctx.saved_tensors
         dy = dy.contiguous()
-        dh = grouped_mm(dy, w_down, offsets, transpose_w=True)              # dH = dY Wd^T            (M, F)
+        dh = _grouped_mm(dy, w_down, offsets, transpose_w=True)             # 1: dH = dY Wd^T            (M, F)
         sig = torch.sigmoid(a.float())
         silu = a.float() * sig
         da = (dh.float() * b.float() * (sig * (1 + a.float() * (1 - sig)))).to(x.dtype)   # silu'(A) = s(1 + A(1 - s))
         db = (dh.float() * silu).to(x.dtype)
-        dx = grouped_mm(da, w_gate, offsets, transpose_w=True) + grouped_mm(db, w_up, offsets, transpose_w=True)
-        dwg, dwu, dwd = grouped_wgrad(x, da, offsets), grouped_wgrad(x, db, offsets), grouped_wgrad(h, dy, offsets)
+        dx = _grouped_mm(da, w_gate, offsets, transpose_w=True) + _grouped_mm(db, w_up, offsets, transpose_w=True)   # 2, 3
+        dwg, dwu, dwd = _grouped_wgrad(x, da, offsets), _grouped_wgrad(x, db, offsets), _grouped_wgrad(h, dy, offsets)
         return dx, dwg, dwu, dwd, None
 
 def grouped_swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, w_down: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:

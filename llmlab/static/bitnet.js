@@ -68,18 +68,27 @@ function render({ model, el }) {
                  panel("scaled W / γ", heatmap(t.N, t.K, m.scaled, 1.5, cell, hover, "llm-heat-scaled")),
                  panel("ternary W̃", heatmap(t.N, t.K, m.q, 1, cell, hover, "llm-heat-q")));
     // histogram of scaled values with the rounding thresholds at ±0.5 (and the clip at ±1)
-    const H = 110, Wd = 420, n = m.hist.length, hmax = Math.max(...m.hist, 1);
+    const H = 110, Wd = 420, PAD = 16, n = m.hist.length, hmax = Math.max(...m.hist, 1);
     const hist = svgEl("svg", { width: Wd, height: H + 16, class: "llm-hist" });
-    const x0 = m.edges[0], x1 = m.edges[m.edges.length - 1], sx = (v) => (v - x0) / (x1 - x0) * Wd;
+    // the plot area is inset by PAD on both sides, so the end labels ("−3", "3") are drawn whole, centred on their tick
+    const x0 = m.edges[0], x1 = m.edges[m.edges.length - 1], sx = (v) => PAD + (v - x0) / (x1 - x0) * (Wd - 2 * PAD);
+    const bw = (Wd - 2 * PAD) / n;
     m.hist.forEach((h, i) => {
+      if (h === 0) return;                                   // an empty bin draws nothing
       const mid = (m.edges[i] + m.edges[i + 1]) / 2, q = Math.abs(mid) < 0.5 ? 0 : Math.sign(mid);
-      hist.append(svgEl("rect", { x: sx(m.edges[i]), y: H - h / hmax * H, width: Wd / n - 1, height: h / hmax * H, fill: colour(q === 0 ? 0.35 : q, 1) }));
+      // bins that round to 0 are neutral grey; those that round to -1 / +1 get the heatmaps' blue / orange
+      const fill = q === 0 ? "rgba(128, 128, 128, 0.55)" : colour(q, 1);
+      hist.append(svgEl("rect", { x: sx(m.edges[i]), y: H - h / hmax * H, width: Math.max(1, bw - 1), height: h / hmax * H, fill, class: "llm-bin" }));
     });
     for (const th of [-0.5, 0.5]) {
       hist.append(svgEl("line", { x1: sx(th), x2: sx(th), y1: 0, y2: H, stroke: "currentColor", "stroke-dasharray": "3 2" }));
-      const lab = svgEl("text", { x: sx(th) + 2, y: 10 }); lab.textContent = th > 0 ? "+½ → 1" : "−½ → −1"; hist.append(lab);
+      const lab = svgEl("text", { x: sx(th) + (th > 0 ? 2 : -2), y: 10, "text-anchor": th > 0 ? "start" : "end" });
+      lab.textContent = th > 0 ? "+½ → 1" : "−½ → −1"; hist.append(lab);
     }
-    for (const v of [-3, -1, 0, 1, 3]) { const lab = svgEl("text", { x: sx(v) - 4, y: H + 12 }); lab.textContent = String(v); hist.append(lab); }
+    for (const v of [-3, -1, 0, 1, 3]) {
+      const lab = svgEl("text", { x: sx(v), y: H + 12, "text-anchor": "middle" });
+      lab.textContent = v < 0 ? `−${-v}` : String(v); hist.append(lab);
+    }
     const hpanel = panel("histogram of W / γ (clipped to ±3), rounding thresholds ±½", hist);
     // activation panel: x and its int8 codes, one scale per token (row)
     const amax = Math.max(...t.x.map(Math.abs)), acell = Math.max(8, Math.min(14, Math.floor(260 / t.C)));

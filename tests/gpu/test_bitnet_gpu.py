@@ -38,3 +38,12 @@ def test_frozen_bitlinear_on_cuda():
     layer.freeze()
     with torch.no_grad(): after = layer(x)
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+
+def test_float64_falls_back_on_auto_and_is_refused_by_the_kernels():
+    w = torch.randint(-1, 2, (33, 70), dtype=torch.int8, device="cuda")
+    p, ws = B.pack_ternary(w), torch.ones(1, device="cuda")
+    x = torch.randn(3, 70, device="cuda", dtype=torch.float64)
+    y = B.ternary_matmul(x, p, ws)                                     # auto: the PyTorch path, in float64
+    assert y.dtype == torch.float64
+    torch.testing.assert_close(y, x @ w.double().T)
+    with pytest.raises(TypeError, match="float64"): B.ternary_matmul(x, p, ws, backend="triton")

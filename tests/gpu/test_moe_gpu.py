@@ -43,3 +43,16 @@ def test_empty_experts_and_single_token():
         out, st = m(x)
         assert int((st["load"] == 0).sum()) >= 64 - 2 * n
         torch.testing.assert_close(out, moe_ref(x, m.router, m.experts), atol=2e-2, rtol=2e-2)
+
+def test_launchers_refuse_bad_input_on_gpu():
+    "Checked before launching on the device too: offsets past the rows, offsets on the wrong device, float64."
+    from llmlab.kernels.moe import grouped_mm
+    x, w = torch.randn(3, 4, device="cuda"), torch.randn(2, 4, 5, device="cuda")
+    with pytest.raises(ValueError, match="end at the number of rows, 3"): grouped_mm(x, w, torch.tensor([0, 2, 40], device="cuda"))
+    with pytest.raises(ValueError, match="offsets is on cpu"): grouped_mm(x, w, torch.tensor([0, 2, 3]))
+    torch.cuda.synchronize()
+    m = MoE(8, 4, 4, 2).cuda().double()
+    xd = torch.randn(5, 8, device="cuda", dtype=torch.float64)
+    torch.testing.assert_close(m(xd)[0], moe_ref(xd, m.router, m.experts))    # auto: float64 falls back to the loop
+    m.backend = "triton"
+    with pytest.raises(TypeError, match="float64"): m(xd)
