@@ -102,3 +102,174 @@ def test_bad_input_is_named(call, exc, fragment):
     with pytest.raises(exc) as e:
         call()
     assert fragment in str(e.value), f"message {str(e.value)!r} does not say {fragment!r}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# llmlab.preference: the DPO family, KTO, the trainer and the widget trace.
+import math
+import torch.nn.functional as F
+from llmlab.preference import (preference_loss, kto_loss, kto_kl_estimate, sentiment_oracle, PreferenceTrainer,
+                               token_logratios, trace_preference, LOSS_TYPES)
+
+
+def _vecs(seed, B=6):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(B, generator=g) * 5 - 20 for _ in range(4)] + [torch.randint(1, 30, (B,), generator=g)] * 2
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_each_loss_against_its_formula(seed):
+    pc, pr, rc, rr, Lc, Lr = _vecs(seed)
+    Lr = Lr.flip(0)
+    b = 0.3
+    got = lambda lt, **kw: preference_loss(pc, pr, rc, rr, loss_type=lt, beta=b, chosen_lengths=Lc, rejected_lengths=Lr, **kw)[0]
+    z = b * ((pc - rc) - (pr - rr))
+    torch.testing.assert_close(got("dpo"), torch.log1p(torch.exp(-z)))
+    torch.testing.assert_close(got("cdpo", label_smoothing=0.2), 0.8 * torch.log1p(torch.exp(-z)) + 0.2 * torch.log1p(torch.exp(z)))
+    h = (pc - rc) / Lc - (pr - rr) / Lr
+    torch.testing.assert_close(got("ipo"), (h - 1 / (2 * b)) ** 2)
+    torch.testing.assert_close(got("simpo", gamma=0.7), -F.logsigmoid(b * pc / Lc - b * pr / Lr - 0.7))
+    a_c, a_r = pc / Lc, pr / Lr
+    lo = lambda a: torch.log(torch.exp(a) / (1 - torch.exp(a)))
+    torch.testing.assert_close(got("orpo", lam=0.5), -a_c - 0.5 * F.logsigmoid(lo(a_c) - lo(a_r)), atol=1e-5, rtol=1e-5)
+
+
+def test_limits():
+    pc, pr, rc, rr, L, _ = _vecs(7)
+    d = preference_loss(pc, pr, rc, rr, beta=0.2)[0]
+    torch.testing.assert_close(preference_loss(pc, pr, rc, rr, beta=0.2, loss_type="cdpo", label_smoothing=0.0)[0], d)
+    one = torch.ones(6)
+    s = preference_loss(pc, pr, loss_type="simpo", beta=0.2, gamma=0.0, chosen_lengths=one, rejected_lengths=one)[0]
+    torch.testing.assert_close(s, -F.logsigmoid(0.2 * (pc - pr)))                 # reference-free sigmoid loss
+    m = torch.linspace(0, 10, 101)
+    ipo = preference_loss(m, torch.zeros(101), torch.zeros(101), torch.zeros(101), loss_type="ipo", beta=0.25,
+                          chosen_lengths=torch.ones(101), rejected_lengths=torch.ones(101))[0]
+    assert abs(m[ipo.argmin()].item() - 2.0) < 1e-6                                 # minimum at 1 / (2 beta)
+
+
+def test_dpo_gradient_is_the_closed_form():
+    pc, pr, rc, rr, _, _ = _vecs(3)
+    pc = pc.clone().requires_grad_(); pr = pr.clone().requires_grad_()
+    loss, _ = preference_loss(pc, pr, rc, rr, beta=0.4)
+    loss.sum().backward()
+    delta = (pc - rc) - (pr - rr)
+    torch.testing.assert_close(pc.grad, -0.4 * torch.sigmoid(-0.4 * delta.detach()))
+    torch.testing.assert_close(pr.grad, 0.4 * torch.sigmoid(-0.4 * delta.detach()))
+
+
+def test_metrics():
+    _, m = preference_loss(torch.tensor([-1.0, -5.0]), torch.tensor([-3.0, -2.0]), torch.tensor([-2.0, -2.0]),
+                           torch.tensor([-2.0, -2.0]), beta=0.5)
+    torch.testing.assert_close(m["rewards_chosen"], torch.tensor([0.5, -1.5]))
+    torch.testing.assert_close(m["margin"], torch.tensor([1.0, -1.5]))
+    assert m["accuracy"].tolist() == [1.0, 0.0]
+
+
+def test_kto():
+    r = torch.tensor([1.0, -1.0, 3.0]); des = torch.tensor([True, False, False])
+    loss, m = kto_loss(r, torch.zeros(3), des, torch.tensor(0.5), beta=2.0, weight_desirable=1.5, weight_undesirable=0.5)
+    want = torch.stack([1.5 * (1 - torch.sigmoid(torch.tensor(2.0 * 0.5))), 0.5 * (1 - torch.sigmoid(torch.tensor(2.0 * 1.5))),
+                        0.5 * (1 - torch.sigmoid(torch.tensor(2.0 * -2.5)))])
+    torch.testing.assert_close(loss, want)
+    assert kto_kl_estimate(torch.tensor([-1.0, -2.0]), torch.tensor([-3.0, -3.0])).item() == 1.5
+    assert kto_kl_estimate(torch.tensor([-4.0]), torch.tensor([-3.0])).item() == 0.0      # clamped at 0
+    x = torch.tensor(0.3, requires_grad=True)
+    assert not kto_kl_estimate(x[None] * 2, torch.zeros(1)).requires_grad                # no gradient through z0
+
+
+def test_oracle():
+    assert sentiment_oracle("alice was happy and glad . bob was sad .") == 1
+    assert sentiment_oracle("") == 0
+
+
+v3 = torch.zeros(3)
+BAD_LOSS = [
+    (lambda: preference_loss(v3, v3), ValueError, "needs ref_chosen_logps"),
+    (lambda: preference_loss(v3, v3, v3, v3, loss_type="ipo"), ValueError, "give chosen_lengths"),
+    (lambda: preference_loss(v3, v3, loss_type="simpo", chosen_lengths=torch.ones(3)), ValueError, "give rejected_lengths"),
+    (lambda: preference_loss(v3, v3, loss_type="simpo", chosen_lengths=torch.zeros(3), rejected_lengths=torch.ones(3)), ValueError, "chosen_lengths must all be > 0"),
+    (lambda: preference_loss(v3, v3, loss_type="simpo", chosen_lengths=torch.ones(2), rejected_lengths=torch.ones(3)), ValueError, "chosen_lengths must have shape"),
+    (lambda: preference_loss(v3, v3, v3, v3, loss_type="kto"), ValueError, "loss_type must be one of"),
+    (lambda: preference_loss(v3, v3[:2], v3, v3), ValueError, "one entry per pair"),
+    (lambda: preference_loss(v3[None], v3, v3, v3), ValueError, "chosen_logps must be 1-D"),
+    (lambda: preference_loss([0.0], v3, v3, v3), TypeError, "chosen_logps must be a torch.Tensor"),
+    (lambda: preference_loss(v3 + float("nan"), v3, v3, v3), ValueError, "non-finite"),
+    (lambda: preference_loss(v3, v3, v3, v3, beta=0.0), ValueError, "beta must be > 0"),
+    (lambda: preference_loss(v3, v3, v3, v3, beta=float("nan")), ValueError, "beta must be a finite number"),
+    (lambda: preference_loss(v3, v3, v3, v3, loss_type="cdpo", label_smoothing=0.5), ValueError, "label_smoothing must be in [0, 0.5)"),
+    (lambda: preference_loss(v3, v3, v3, v3, lam=-1.0), ValueError, "lam must be >= 0"),
+    (lambda: kto_loss(v3, v3, torch.ones(3), 0.0), TypeError, "desirable must have dtype torch.bool"),
+    (lambda: kto_loss(v3, v3, torch.ones(3, dtype=torch.bool), float("inf")), ValueError, "kl_estimate has 1 non-finite"),
+    (lambda: kto_loss(v3, v3, torch.ones(3, dtype=torch.bool), 0.0, beta=-1.0), ValueError, "beta must be > 0"),
+    (lambda: kto_kl_estimate(torch.zeros(0), torch.zeros(0)), ValueError, "no mismatched answers"),
+    (lambda: sentiment_oracle(None), TypeError, "text must be a str"),
+]
+
+
+@pytest.mark.parametrize("call, exc, fragment", BAD_LOSS, ids=[f"bad_loss{i}" for i in range(len(BAD_LOSS))])
+def test_bad_loss_input_is_named(call, exc, fragment):
+    with pytest.raises(exc) as e:
+        call()
+    assert fragment in str(e.value), f"message {str(e.value)!r} does not say {fragment!r}"
+
+
+def _tiny_models():
+    from llmlab.gpt import GPT, GPTConfig
+    torch.manual_seed(0)
+    ref = GPT(GPTConfig(vocab_size=12, ctx_len=16, n_layer=1, n_head=2, d_model=16)).eval()
+    import copy
+    return copy.deepcopy(ref), ref
+
+
+PAIRS = [{"prompt": [1, 2], "chosen": [3, 4, 5], "rejected": [6, 7], "r_chosen": 1, "r_rejected": 0},
+         {"prompt": [1, 8], "chosen": [9], "rejected": [10, 11, 3], "r_chosen": 2, "r_rejected": -1}]
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_trainer_raises_the_margin(loss_type):
+    pol, ref = _tiny_models()
+    kw = {"simpo": dict(beta=2.0), "orpo": dict(lam=1.0)}.get(loss_type, {})
+    ref_before = {k: v.clone() for k, v in ref.state_dict().items()}
+    tr = PreferenceTrainer(pol, ref, PAIRS, loss_type, lr=1e-2, batch_size=2, **kw)
+    hist = tr.train(15, bar=False, plot=False)
+    assert hist[-1]["margin"] > hist[0]["margin"], (loss_type, hist[0]["margin"], hist[-1]["margin"])
+    assert all(torch.equal(ref_before[k], v) for k, v in ref.state_dict().items()), "the reference must stay frozen"
+
+
+def test_trainer_stops_before_writing_nan():
+    pol, ref = _tiny_models()
+    tr = PreferenceTrainer(pol, ref, PAIRS, "dpo", batch_size=2)
+    before = {k: v.clone() for k, v in pol.state_dict().items()}
+    tr.ref_c = tr.ref_c + float("nan")
+    with pytest.raises((FloatingPointError, ValueError)):
+        tr.step()
+    assert all(torch.equal(before[k], v) for k, v in pol.state_dict().items())
+
+
+def test_trainer_bad_arguments():
+    pol, ref = _tiny_models()
+    with pytest.raises(ValueError, match="same object"): PreferenceTrainer(ref, ref, PAIRS)
+    with pytest.raises(ValueError, match="pairs is empty"): PreferenceTrainer(pol, ref, [])
+    with pytest.raises(ValueError, match="beta must be > 0"): PreferenceTrainer(pol, ref, PAIRS, beta=0)
+    with pytest.raises(ValueError, match="loss_type must be one of"): PreferenceTrainer(pol, ref, PAIRS, "ppo")
+    with pytest.raises(ValueError, match="lr must be > 0"): PreferenceTrainer(pol, ref, PAIRS, lr=0.0)
+
+
+def test_trace_numbers_are_the_log_ratios():
+    pol, ref = _tiny_models()
+    r0 = token_logratios(pol, ref, PAIRS[0])
+    assert r0["chosen"] == [0.0, 0.0, 0.0] and r0["rejected"] == [0.0, 0.0]
+    tr = PreferenceTrainer(pol, ref, PAIRS, "dpo", lr=1e-2, batch_size=2)
+    tr.train(5, bar=False, plot=False)
+    r = token_logratios(pol, ref, PAIRS[0])
+    from llmlab.grpo import sequence_logprobs
+    comp = torch.tensor([PAIRS[0]["chosen"]])
+    direct = (sequence_logprobs(pol, [torch.tensor([1, 2])], comp, torch.ones(1, 3)) -
+              sequence_logprobs(ref, [torch.tensor([1, 2])], comp, torch.ones(1, 3)))[0]
+    assert sum(r["chosen"]) == pytest.approx(direct.sum().item(), abs=5e-3)
+
+    class Tok:
+        def decode(self, ids, skip_special=False): return " ".join(map(str, ids))
+    t = trace_preference({"dpo": [(0, [r0]), (5, [r])]}, {"dpo": tr.history}, [PAIRS[0]], Tok())
+    assert t["losses"] == ["dpo"] and t["pairs"][0]["chosen"] == ["3", "4", "5"]
+    assert t["snapshots"]["dpo"][1]["ratios"][0] == r and len(t["curves"]["dpo"]) == 5
