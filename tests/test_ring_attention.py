@@ -50,7 +50,7 @@ def test_lengths_that_do_not_split_fail_clearly():
         ring_attention_simulated(*[torch.zeros(1, 1, 9, 2)] * 3, world_size=2, layout="stripe")
     with pytest.raises(ValueError, match="rank must be an int in"): shard_positions(8, 4, 4)
     with pytest.raises(ValueError, match="layout must be one of"): shard_positions(8, 0, 4, "spiral")
-    with pytest.raises(ValueError, match="world must be a positive int"): shard_positions(8, 0, 0)
+    with pytest.raises(ValueError, match="world must be an int >= 1, got 0"): shard_positions(8, 0, 0)
     with pytest.raises(TypeError, match="shards must be a non-empty list"): unshard([])
     with pytest.raises(ValueError, match="same shape"): unshard([torch.zeros(1, 1, 2, 1), torch.zeros(1, 1, 3, 1)])
 
