@@ -132,7 +132,7 @@ def _check_experts_range(name: str, idx: torch.Tensor, n_experts: int):
 def load_balance_loss(router_probs: torch.Tensor, expert_indices: torch.Tensor, n_experts: int, alpha: float = 0.01) -> torch.Tensor:
     "Switch Transformer balance loss alpha * N * sum_i f_i P_i (f_i: share of assignments to expert i, P_i: mean router prob)."
     n_experts, alpha = check_int("n_experts", n_experts, lo=1), check_float("alpha", alpha, lo=0)
-    check_tensor("router_probs", router_probs, dtype="float", finite=not router_probs.is_cuda)   # on CUDA: no host sync
+    check_tensor("router_probs", router_probs, dtype="float", finite=not getattr(router_probs, "is_cuda", False))   # on CUDA: no host sync
     check_tensor("expert_indices", expert_indices, dtype=_INT_DTYPES)
     if router_probs.ndim != 2 or router_probs.shape[-1] != n_experts:
         raise ValueError(f"router_probs must be (tokens, n_experts={n_experts}), got shape {tuple(router_probs.shape)}")
@@ -147,7 +147,7 @@ def load_balance_loss(router_probs: torch.Tensor, expert_indices: torch.Tensor, 
 
 def z_loss(router_logits: torch.Tensor) -> torch.Tensor:
     "Router z-loss (ST-MoE): mean over tokens of logsumexp(logits)^2, which keeps router logits small."
-    check_tensor("router_logits", router_logits, dtype="float", finite=not router_logits.is_cuda)   # scanned where it is free
+    check_tensor("router_logits", router_logits, dtype="float", finite=not getattr(router_logits, "is_cuda", False))   # scanned where it is free
     if router_logits.ndim < 1 or router_logits.shape[-1] < 1:
         raise ValueError(f"router_logits must be (..., n_experts), got shape {tuple(router_logits.shape)}")
     if router_logits.numel() == 0: return router_logits.float().sum() * 0.0    # no tokens: 0, with a zero gradient

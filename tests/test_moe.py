@@ -203,6 +203,8 @@ BAD_MOE = [
     (lambda: M.load_balance_loss(torch.rand(2, 3), _i([1], [0]), 3, alpha=-1), ValueError, "alpha must be >= 0"),
     (lambda: M.load_balance_loss(torch.rand(2, 3), _i([1], [0]), 0), ValueError, "n_experts must be an int >= 1"),
     (lambda: M.z_loss(torch.ones(3, 2, dtype=torch.long)), TypeError, "router_logits must have dtype float"),
+    (lambda: M.z_loss(None), TypeError, "router_logits must be a torch.Tensor"),
+    (lambda: M.load_balance_loss(None, _i([0]), 2), TypeError, "router_probs must be a torch.Tensor"),
     (lambda: M.z_loss(torch.ones(3, 0)), ValueError, "router_logits must be (..., n_experts)"),
     (lambda: M.z_loss(torch.tensor([[float("nan"), 1.0]])), ValueError, "router_logits has 1 non-finite"),
     (lambda: M.load_balance_loss(torch.tensor([[float("inf"), 0.0]]), _i([0]), 2), ValueError, "router_probs has 1 non-finite"),
