@@ -3,10 +3,14 @@
 1. JupyterLab: start it on 127.0.0.1 with throwaway config dirs, open a notebook that shows an anywidget widget,
    run the cell, and check that the widget's DOM appears and reacts to a click and to a key.
 2. The docs site: build it offline, serve it on loopback, load every page, and check there are no JavaScript
-   errors or failed requests, that every widget placeholder became a live widget, and that stepper buttons respond.
+   errors or failed requests, that every widget placeholder became a live widget, and that stepper buttons respond;
+   that each page shows its notebook's whole opening cell (title, summary, papers, introduction) and the home page
+   the two commands; that every exported name has its rendered signature and docstring and no `#|` directive shows;
+   that the map links every lesson; that the search box finds API names; and that "What we measured" lists every
+   claim recorded in the notebooks, each link landing on an element that exists.
 Screenshots go to a temporary folder (printed on failure). Skipped, with the reason, when chromium is absent.
 """
-import json, os, pathlib, shutil, socket, subprocess, sys, tempfile, time, contextlib
+import importlib, inspect, json, os, pathlib, re, shutil, socket, subprocess, sys, tempfile, time, contextlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -134,7 +138,7 @@ def site(tmp_path_factory):
 def test_docs_site_has_a_page_per_notebook(site):
     out, _ = site
     pages = json.loads((out / "pages.json").read_text())
-    expected = {"index.html"} | {f"{p.stem}.html" for p in (ROOT / "nbs").glob("*.ipynb") if p.stem != "index"}
+    expected = {"index.html", "claims.html"} | {f"{p.stem}.html" for p in (ROOT / "nbs").glob("*.ipynb") if p.stem != "index"}
     assert {p["href"] for p in pages} == expected
     for p in expected:
         html = (out / p).read_text()
@@ -158,6 +162,133 @@ def test_docs_pages_load_offline_with_live_widgets(site, shots):
                     if button.is_enabled() and button.is_visible(): button.click()
                 page.wait_for_timeout(300)
             page.screenshot(path=str(shots / f"site-{href}.png"), full_page=False)
+            errors += reader_problems(page, href)
             if errors: problems[href] = errors
             page.close()
-    assert not problems, f"JavaScript errors or failed requests on the docs site: {json.dumps(problems, indent=1)}"
+    assert not problems, f"JavaScript errors, failed requests or content a reader would miss on the docs site: {json.dumps(problems, indent=1)}"
+
+
+# ---- what a reader sees on the site: openings, API reference, map, search, claims --------------------------------
+
+NOTEBOOKS = sorted((ROOT / "nbs").glob("*.ipynb"))
+
+def page_of(nb: pathlib.Path) -> str:
+    return "index.html" if nb.stem == "index" else f"{nb.stem}.html"
+
+def first_cell(nb: pathlib.Path) -> dict:
+    return next(c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown")
+
+def words(md: str) -> list[str]:
+    "The words of a markdown text as a reader sees them: math (typeset by MathJax), link targets and comments dropped."
+    md = re.sub(r"\$\$.*?\$\$|\$[^$\n]+\$", " ", md, flags=re.DOTALL)
+    md = re.sub(r"\]\([^)]*\)|<!--.*?-->|^```\w*", " ", md, flags=re.DOTALL | re.MULTILINE)
+    return re.findall(r"[A-Za-z0-9]+", md)
+
+def in_order(needle: list[str], hay: list[str]) -> tuple[bool, str]:
+    "Whether `needle` occurs in `hay` in order (the page may add words: typeset math, anchor marks); the first one missing."
+    it = iter(hay)
+    for i, w in enumerate(needle):
+        if w not in it: return False, " ".join(needle[max(0, i - 8):i + 1])
+    return True, ""
+
+def documented_names(module) -> list[str]:
+    "Functions and classes a notebook exports (its module's __all__), which nbdev gives a show_doc entry."
+    return [n for n in getattr(module, "__all__", []) if (inspect.isfunction(getattr(module, n, None)) or inspect.isclass(getattr(module, n, None)))
+            and getattr(getattr(module, n), "__module__", None) == module.__name__]
+
+def module_of(nb: pathlib.Path):
+    m = re.search(r"#\|\s*default_exp\s+(\S+?)(?:\\n|\")", nb.read_text())
+    return importlib.import_module(f"llmlab.{m.group(1)}") if m else None
+
+def reader_problems(page, href: str) -> list[str]:
+    "What a reader would find wrong on the loaded page `href`: a cut opening, a visible directive, a missing API entry."
+    nb = next((nb for nb in NOTEBOOKS if page_of(nb) == href), None)
+    if nb is None: return []
+    problems, cell = [], first_cell(nb)
+    # the whole first cell: title, summary (every line of it), papers, introduction
+    shown = page.evaluate("id => [document.querySelector('header.llm-page-title'), document.getElementById('cell-' + id)]"
+                          ".map(e => e ? e.innerText : '').join(' ')", cell["id"])
+    ok, missing = in_order(words("".join(cell["source"])), words(shown))
+    if not ok: problems.append(f"the opening cell is not shown whole; missing after: ...{missing}")
+    # no notebook directive anywhere: not in code, not at the start of any line of text
+    inputs = page.locator(".jp-InputArea-editor").all_inner_texts()
+    bad = [t[:80] for t in inputs if "#|" in t or t.lstrip().startswith("show_doc(")]
+    if bad: problems.append(f"code shows directives or show_doc calls: {bad[:3]}")
+    bad = [l for l in page.locator("main").inner_text().splitlines() if l.strip().startswith("#|")]
+    if bad: problems.append(f"text lines start with '#|': {bad[:3]}")
+    # every exported function and class has its rendered API entry (show_doc's heading)
+    module = module_of(nb)
+    if module is not None:
+        heads = {h.replace("¶", "").strip() for h in page.locator(".jp-OutputArea h3, .jp-OutputArea h4").all_inner_texts()}
+        missing = [n for n in documented_names(module) if n not in heads]
+        if missing: problems.append(f"no API entry for {missing}")
+    return problems
+
+def test_docs_api_entry_has_signature_and_docstring(site):
+    from llmlab.gpt import pretrained
+    out, base = site
+    with browser() as ctx:
+        page = ctx.new_page()
+        page.goto(f"{base}/03_gpt.html", wait_until="load", timeout=60_000)
+        entry = page.locator(".jp-OutputArea", has=page.locator("h3", has_text=re.compile(r"^pretrained"))).first
+        text = " ".join(entry.inner_text().split())
+    assert "def pretrained(" in text and "name:str='world-tiny'" in text, text[:300]
+    doc = " ".join(inspect.getdoc(pretrained).replace("`", "").split())
+    assert doc in text, f"docstring {doc!r} not in the entry: {text[:400]}"
+
+def test_docs_home_page_starts_here_and_maps_every_lesson(site):
+    out, base = site
+    lessons = [nb for nb in NOTEBOOKS if re.match(r"^\d+_", nb.stem)]
+    with browser() as ctx:
+        page = ctx.new_page()
+        page.goto(f"{base}/index.html", wait_until="load", timeout=60_000)
+        text = page.locator("main").inner_text()
+        assert "make lab" in text and "make test" in text, "the home page lost its 'Start here' commands"
+        links = set(page.locator("main a").evaluate_all("as => as.map(a => a.getAttribute('href'))"))
+    missing = [page_of(nb) for nb in lessons if page_of(nb) not in links]
+    assert not missing, f"the map in nbs/index.ipynb does not link {missing}: write [NN_slug](NN_slug.ipynb) in its row"
+    for href in links:      # and every local link it has lands on a page
+        if href and not re.match(r"^[a-z]+:", href) and not href.startswith("#"):
+            assert (out / href.split("#")[0]).exists(), f"the home page links {href}, which the site does not have"
+
+def test_docs_search_finds_api_names(site):
+    out, base = site
+    index = json.loads((out / "search.json").read_text())
+    for e in index:         # every entry lands on an element that exists
+        pg, _, anchor = e["h"].partition("#")
+        assert (out / pg).exists(), e
+        if anchor: assert f'id="{anchor}"' in (out / pg).read_text(), f"search entry {e} points at no element"
+    with browser() as ctx:
+        page = ctx.new_page()
+        errors = watch(page)
+        page.goto(f"{base}/index.html", wait_until="load", timeout=60_000)
+        for query, target in (("pretrained", "03_gpt.html"), ("claim", "00_lab.html")):
+            page.fill("#llm-search", query)
+            first = page.locator("#llm-search-results a").first
+            first.wait_for(timeout=5_000)
+            assert first.get_attribute("href").startswith(target + "#"), (query, first.get_attribute("href"))
+            assert first.locator(".llm-hit-title").inner_text() == query
+        first.click()
+        page.wait_for_url(re.compile(r"00_lab\.html#"), timeout=30_000)
+        assert page.evaluate("() => !!document.getElementById(decodeURIComponent(location.hash.slice(1)))")
+        assert not errors, errors
+
+def test_docs_claims_page_lists_every_claim(site):
+    from llmlab.lab import collect_claims
+    out, base = site
+    claims = collect_claims([nb for nb in NOTEBOOKS if nb.stem != "index"])
+    with browser() as ctx:
+        page = ctx.new_page()
+        page.goto(f"{base}/claims.html", wait_until="load", timeout=60_000)
+        rows = page.locator("#cell-claims-table table tbody tr")
+        assert rows.count() == len(claims), f"claims page has {rows.count()} rows, the notebooks record {len(claims)}"
+        hrefs = page.locator("#cell-claims-table table tbody tr a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+        assert sorted(hrefs) == sorted(c["href"] for c in claims)
+        for href in hrefs:
+            pg, _, anchor = href.partition("#")
+            assert f'id="{anchor}"' in (out / pg).read_text(), f"claim link {href} lands on no element"
+        if hrefs:           # and in the browser: the link scrolls to the cell that computed the claim
+            page.locator("#cell-claims-table table tbody tr a").first.click()
+            page.wait_for_url(re.compile(re.escape(hrefs[0].split("#")[0])), timeout=30_000)
+            assert page.evaluate("() => { const e = document.getElementById(location.hash.slice(1)); "
+                                 "return !!e && e.getBoundingClientRect().top < window.innerHeight; }")
