@@ -8,7 +8,8 @@ import math, time
 from typing import Callable
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from .lab import HAS_WIDGETS, LabWidget, widget_esm, seed_everything, progress, LivePlot
+from .lab import (HAS_WIDGETS, LabWidget, widget_esm, seed_everything, progress, LivePlot,
+                        check_int, check_float, check_choice, check_tensor)
 
 ACTIVATIONS = ("relu", "topk", "batchtopk", "jumprelu")
 
@@ -21,8 +22,13 @@ __all__ = ['ACTIVATIONS', 'geometric_median', 'topk_ref', 'batchtopk_ref', 'Jump
 @torch.no_grad()
 def geometric_median(x: torch.Tensor, iters: int = 100, tol: float = 1e-6) -> torch.Tensor:
     "The point minimising the summed Euclidean distance to the rows of x (N, d), by Weiszfeld's iteration."
-    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"x must be a non-empty (N, d) tensor, got {getattr(x, 'shape', type(x).__name__)}")
+    check_tensor("x", x, ndim=2, dtype="float", finite=True)
+    if x.shape[0] == 0: raise ValueError("x has no rows: the geometric median of nothing is undefined")
+    iters, tol = check_int("iters", iters, lo=1), check_float("tol", tol, lo=0)
+    s = x.abs().max()
+    if s > 2.0 ** 60:                                                       # squared distances would overflow: rescale by a power of 2
+        s = 2.0 ** math.ceil(math.log2(float(s)))
+        return geometric_median(x / s, iters, tol) * s
     y = x.mean(0)
     for _ in range(iters):
         w = 1 / (x - y).norm(dim=-1).clamp_min(1e-12)                       # (N,) inverse distances
@@ -32,18 +38,24 @@ def geometric_median(x: torch.Tensor, iters: int = 100, tol: float = 1e-6) -> to
         if done: break
     return y
 
-# %% ../nbs/40_sae.ipynb #7abaabac
+# %% ../nbs/40_sae.ipynb #278f5c8d
 def topk_ref(pre: torch.Tensor, k: int) -> torch.Tensor:
     "TopK activation: keep the k largest pre-activations of each row, ReLU them, zero the rest."
+    check_tensor("pre", pre, dtype="float")
+    if pre.ndim < 1: raise ValueError("pre must have a latent axis (..., n), got a 0-D tensor")
+    k = check_int("k", k, lo=1, hi=pre.shape[-1])
     v, i = pre.topk(k, dim=-1)
     return torch.zeros_like(pre).scatter(-1, i, F.relu(v))
 
 def batchtopk_ref(pre: torch.Tensor, k: int) -> torch.Tensor:
     "BatchTopK: keep the k * B largest pre-activations of the whole (B, n) batch (rows share a budget), ReLU them."
+    check_tensor("pre", pre, ndim=2, dtype="float")
+    k = check_int("k", k, lo=1, hi=pre.shape[-1])
     flat = pre.reshape(-1)
     v, i = flat.topk(min(k * pre.shape[0], flat.numel()))
     return torch.zeros_like(flat).scatter(0, i, F.relu(v)).view_as(pre)
 
+# %% ../nbs/40_sae.ipynb #7d735e46
 def _rect(u: torch.Tensor) -> torch.Tensor:
     "Rectangle kernel K(u) = 1 on (-1/2, 1/2), the pseudo-derivative window of JumpReLU."
     return ((u > -0.5) & (u < 0.5)).to(u.dtype)
@@ -53,7 +65,7 @@ class JumpReLUFn(torch.autograd.Function):
     -(theta / eps) * K((z - theta) / eps) with the rectangle kernel K of bandwidth eps."""
     @staticmethod
     def forward(ctx, z, theta, eps):
-        ctx.save_for_backward(z, theta); ctx.eps = eps
+        ctx.save_for_backward(z, theta); ctx.eps = check_float("eps", eps, lo=0, lo_open=True)
         return z * (z > theta).to(z.dtype)
 
     @staticmethod
@@ -67,7 +79,7 @@ class StepFn(torch.autograd.Function):
     "H(z - theta), the L0 count. No gradient to z; d/dtheta = -(1 / eps) * K((z - theta) / eps) (straight-through)."
     @staticmethod
     def forward(ctx, z, theta, eps):
-        ctx.save_for_backward(z, theta); ctx.eps = eps
+        ctx.save_for_backward(z, theta); ctx.eps = check_float("eps", eps, lo=0, lo_open=True)
         return (z > theta).to(z.dtype)
 
     @staticmethod
@@ -76,28 +88,30 @@ class StepFn(torch.autograd.Function):
         gth = -(1.0 / ctx.eps) * _rect((z - theta) / ctx.eps) * g
         return torch.zeros_like(z), gth.reshape(-1, theta.shape[-1]).sum(0), None
 
-# %% ../nbs/40_sae.ipynb #cc333a5d
+# %% ../nbs/40_sae.ipynb #6beefb9e
 class SAE(nn.Module):
     """Sparse autoencoder: z = act((x - b_pre) W_enc + b_enc), x_hat = z W_dec + b_pre, with unit-norm decoder rows.
     activation: 'relu' (+ L1, `l1_coeff`), 'topk' / 'batchtopk' (`k` active per token / on average), 'jumprelu'
-    (+ L0, `l0_coeff`, learned thresholds). Inputs are activations times `input_scale` (set by `train_sae`)."""
+    (+ L0, `l0_coeff`, learned thresholds starting at `threshold_init`, pseudo-gradient window `bandwidth`).
+    Inputs are activations times `input_scale` (set by `train_sae`). Every hyper-parameter is checked here."""
     def __init__(self, d_in: int, n_latents: int, activation: str = "relu", k: int | None = None,
                  l1_coeff: float | None = None, l0_coeff: float | None = None, bandwidth: float = 0.05,
                  threshold_init: float = 0.05, seed: int | None = 0):
         super().__init__()
-        for name, v in (("d_in", d_in), ("n_latents", n_latents)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if activation not in ACTIVATIONS: raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        d_in, n_latents = check_int("d_in", d_in, lo=1), check_int("n_latents", n_latents, lo=1)
+        check_choice("activation", activation, ACTIVATIONS)
         if activation in ("topk", "batchtopk"):
-            if not isinstance(k, int) or not 1 <= k <= n_latents:
-                raise ValueError(f"activation={activation!r} needs an int k with 1 <= k <= n_latents={n_latents}, got k={k!r}")
+            if k is None: raise ValueError(f"activation={activation!r} needs an int k with 1 <= k <= n_latents={n_latents}, got k=None")
+            k = check_int("k", k, lo=1, hi=n_latents)
         elif k is not None: raise ValueError(f"k is only for 'topk'/'batchtopk', got k={k!r} with activation={activation!r}")
         if l1_coeff is not None and activation != "relu": raise ValueError(f"l1_coeff is for activation='relu' only, got activation={activation!r}")
         if l0_coeff is not None and activation != "jumprelu": raise ValueError(f"l0_coeff is for activation='jumprelu' only, got activation={activation!r}")
         self.d_in, self.n_latents, self.activation, self.k = d_in, n_latents, activation, k
-        self.l1_coeff = (1e-2 if l1_coeff is None else float(l1_coeff)) if activation == "relu" else None
-        self.l0_coeff = (1e-3 if l0_coeff is None else float(l0_coeff)) if activation == "jumprelu" else None
-        self.bandwidth = bandwidth
+        self.l1_coeff = check_float("l1_coeff", 1e-2 if l1_coeff is None else l1_coeff, lo=0) if activation == "relu" else None
+        self.l0_coeff = check_float("l0_coeff", 1e-3 if l0_coeff is None else l0_coeff, lo=0) if activation == "jumprelu" else None
+        self.bandwidth = check_float("bandwidth", bandwidth, lo=0, lo_open=True)
+        threshold_init = check_float("threshold_init", threshold_init, lo=0, lo_open=True)   # learned as log(theta)
+        if seed is not None: check_int("seed", seed)
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         w = torch.randn(n_latents, d_in, generator=g)
         w = w / w.norm(dim=1, keepdim=True)
@@ -114,90 +128,155 @@ class SAE(nn.Module):
         extra = {"topk": f", k={self.k}", "batchtopk": f", k={self.k}", "relu": f", l1={self.l1_coeff}", "jumprelu": f", l0={self.l0_coeff}"}
         return f"d_in={self.d_in}, n_latents={self.n_latents}, activation={self.activation!r}{extra[self.activation]}"
 
-    def _check(self, x):
-        if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[-1] != self.d_in:
-            raise ValueError(f"SAE input must have last dimension d_in={self.d_in}, got shape {tuple(getattr(x, 'shape', ()))}")
+# %% ../nbs/40_sae.ipynb #8d63ca68
+def _method(cls):
+    "Attach the decorated function to `cls` as a method, so that a long class can be built one step per cell."
+    def add(fn):
+        fn.__qualname__ = f"{cls.__name__}.{fn.__name__}"
+        setattr(cls, fn.__name__, fn)
+        return fn
+    return add
 
-    def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
-        "(x - b_pre) W_enc + b_enc: (..., d_in) -> (..., n_latents)."
-        self._check(x)
-        return (x - self.b_pre) @ self.W_enc + self.b_enc
+@_method(SAE)
+def _check(self, x, name="x"):
+    "x must be a finite float tensor (..., d_in)."
+    check_tensor(name, x, dtype="float")
+    if x.ndim < 1 or x.shape[-1] != self.d_in:
+        raise ValueError(f"SAE input {name} must have last dimension d_in={self.d_in}, got shape {tuple(x.shape)}")
+    check_tensor(name, x, finite=True)
 
-    def activate(self, pre: torch.Tensor) -> torch.Tensor:
-        "The sparse code from pre-activations (BatchTopK uses its batch budget in training, its threshold in eval)."
-        a = self.activation
-        if a == "relu": return F.relu(pre)
-        if a == "topk": return topk_ref(pre, self.k)
-        if a == "jumprelu":
-            z = F.relu(pre)
-            return JumpReLUFn.apply(z, self.log_threshold.exp(), self.bandwidth)
-        if self.training:                                               # batchtopk
-            flat = pre.reshape(-1, self.n_latents)
-            z = batchtopk_ref(flat, self.k)
-            with torch.no_grad():                                       # smallest kept activation -> running threshold
-                kept = z[z > 0]
-                if kept.numel():
-                    m = kept.min()
-                    self.threshold.copy_(m if self.threshold == 0 else 0.99 * self.threshold + 0.01 * m)
-            return z.view_as(pre)
-        return F.relu(pre) * (pre > self.threshold).to(pre.dtype)
+# %% ../nbs/40_sae.ipynb #763f2656
+@_method(SAE)
+def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
+    "(x - b_pre) W_enc + b_enc: (..., d_in) -> (..., n_latents)."
+    self._check(x)
+    return (x - self.b_pre) @ self.W_enc + self.b_enc
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        "Latents z (..., n_latents) of inputs x (..., d_in)."
-        return self.activate(self.pre_acts(x))
+@_method(SAE)
+def activate(self, pre: torch.Tensor) -> torch.Tensor:
+    "The sparse code from pre-activations (BatchTopK uses its batch budget in training, its threshold in eval)."
+    check_tensor("pre", pre, dtype="float")
+    if pre.ndim < 1 or pre.shape[-1] != self.n_latents: raise ValueError(f"pre must have last dimension n_latents={self.n_latents}, got shape {tuple(pre.shape)}")
+    a = self.activation
+    if a == "relu": return F.relu(pre)
+    if a == "topk": return topk_ref(pre, self.k)
+    if a == "jumprelu": return JumpReLUFn.apply(F.relu(pre), self.log_threshold.exp(), self.bandwidth)
+    if self.training:                                               # batchtopk
+        z = batchtopk_ref(pre.reshape(-1, self.n_latents), self.k)
+        with torch.no_grad():                                       # smallest kept activation -> running threshold
+            kept = z[z > 0]
+            if kept.numel():
+                m = kept.min()
+                self.threshold.copy_(m if self.threshold == 0 else 0.99 * self.threshold + 0.01 * m)
+        return z.view_as(pre)
+    return F.relu(pre) * (pre > self.threshold).to(pre.dtype)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        "Reconstruction z W_dec + b_pre: (..., n_latents) -> (..., d_in)."
-        return z @ self.W_dec + self.b_pre
+@_method(SAE)
+def encode(self, x: torch.Tensor) -> torch.Tensor:
+    "Latents z (..., n_latents) of inputs x (..., d_in)."
+    return self.activate(self.pre_acts(x))
 
-    def forward(self, x: torch.Tensor):
-        "x (..., d_in) -> (recon, latents, losses) with losses 'mse' (summed over d, mean over tokens), 'l1'/'l0', 'loss'."
-        pre = self.pre_acts(x)
-        z = self.activate(pre)
-        recon = self.decode(z)
-        losses = {"mse": (recon - x).pow(2).sum(-1).mean()}
-        if self.activation == "relu":
-            losses["l1"] = self.l1_coeff * (z * self.W_dec.norm(dim=1)).sum(-1).mean()
-        if self.activation == "jumprelu":
-            losses["l0"] = self.l0_coeff * StepFn.apply(F.relu(pre), self.log_threshold.exp(), self.bandwidth).sum(-1).mean()
-        losses["loss"] = sum(losses.values())
-        self._last_pre = pre
-        return recon, z, losses
+@_method(SAE)
+def decode(self, z: torch.Tensor) -> torch.Tensor:
+    "Reconstruction z W_dec + b_pre: (..., n_latents) -> (..., d_in)."
+    check_tensor("z", z, dtype="float")
+    if z.ndim < 1 or z.shape[-1] != self.n_latents: raise ValueError(f"z must have last dimension n_latents={self.n_latents}, got shape {tuple(z.shape)}")
+    return z @ self.W_dec + self.b_pre
 
-    def auxk_loss(self, x: torch.Tensor, recon: torch.Tensor, pre: torch.Tensor, dead: torch.Tensor, aux_k: int) -> torch.Tensor:
-        "AuxK (Gao et al. 2024): the top `aux_k` dead latents must reconstruct the residual x - recon; normalised MSE."
-        if not dead.any(): return x.new_zeros(())
-        resid = (x - recon).detach()                                    # (B, d) what the live latents missed
-        pre_dead = pre.masked_fill(~dead, float("-inf"))                # only dead latents compete
-        kk = min(aux_k, int(dead.sum()))
-        v, i = pre_dead.topk(kk, dim=-1)
-        z_aux = torch.zeros_like(pre).scatter(-1, i, F.relu(v))
-        err = (z_aux @ self.W_dec - resid).pow(2).sum(-1).mean()
-        return err / resid.pow(2).sum(-1).mean().clamp_min(1e-12)
+# %% ../nbs/40_sae.ipynb #af35134a
+def _token_mean(v: torch.Tensor) -> torch.Tensor:
+    "Mean of per-token values v (...,) that is 0, with zero gradient, over zero tokens (not NaN)."
+    return v.sum() / max(1, v.numel())
 
-    @torch.no_grad()
-    def remove_parallel_grad(self):
-        "Drop the component of W_dec's gradient along each (unit) decoder row, so a step moves it along the sphere."
-        if self.W_dec.grad is not None:
-            self.W_dec.grad -= (self.W_dec.grad * self.W_dec).sum(-1, keepdim=True) * self.W_dec
+@_method(SAE)
+def forward(self, x: torch.Tensor):
+    """x (..., d_in) -> (recon, latents, losses) with losses 'mse' (summed over d, mean over tokens), 'l1'/'l0', 'loss'.
+    A batch of zero tokens gives every loss 0 with zero gradient."""
+    pre = self.pre_acts(x)
+    z = self.activate(pre)
+    recon = self.decode(z)
+    losses = {"mse": _token_mean((recon - x).pow(2).sum(-1))}
+    if self.activation == "relu":
+        losses["l1"] = self.l1_coeff * _token_mean((z * self.W_dec.norm(dim=1)).sum(-1))
+    if self.activation == "jumprelu":
+        losses["l0"] = self.l0_coeff * _token_mean(StepFn.apply(F.relu(pre), self.log_threshold.exp(), self.bandwidth).sum(-1))
+    losses["loss"] = sum(losses.values())
+    self._last_pre = pre
+    return recon, z, losses
 
-    @torch.no_grad()
-    def normalize_decoder(self):
-        "Rescale every decoder row to unit norm."
-        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+@_method(SAE)
+def auxk_loss(self, x: torch.Tensor, recon: torch.Tensor, pre: torch.Tensor, dead: torch.Tensor, aux_k: int) -> torch.Tensor:
+    "AuxK (Gao et al. 2024): the top `aux_k` dead latents must reconstruct the residual x - recon; normalised MSE."
+    aux_k = check_int("aux_k", aux_k, lo=1)
+    check_tensor("dead", dead, shape=(self.n_latents,), dtype=torch.bool)
+    if not dead.any(): return x.new_zeros(())
+    resid = (x - recon).detach()                                    # (B, d) what the live latents missed
+    pre_dead = pre.masked_fill(~dead, float("-inf"))                # only dead latents compete
+    v, i = pre_dead.topk(min(aux_k, int(dead.sum())), dim=-1)
+    z_aux = torch.zeros_like(pre).scatter(-1, i, F.relu(v))
+    err = _token_mean((z_aux @ self.W_dec - resid).pow(2).sum(-1))
+    return err / _token_mean(resid.pow(2).sum(-1)).clamp_min(1e-12)
 
-    @torch.no_grad()
-    def init_pre_bias(self, x: torch.Tensor):
-        "Set b_pre to the geometric median of sample activations x (N, d_in)."
-        self._check(x)
-        self.b_pre.copy_(geometric_median(x.reshape(-1, self.d_in).float()))
+# %% ../nbs/40_sae.ipynb #7054c25e
+@_method(SAE)
+@torch.no_grad()
+def remove_parallel_grad(self):
+    "Drop the component of W_dec's gradient along each (unit) decoder row, so a step moves it along the sphere."
+    if self.W_dec.grad is not None:
+        self.W_dec.grad -= (self.W_dec.grad * self.W_dec).sum(-1, keepdim=True) * self.W_dec
 
-    def reconstruct(self, a: torch.Tensor) -> torch.Tensor:
-        "SAE reconstruction of RAW activations a (scaled in by `input_scale` and back out): what a splice puts back."
-        s = self.input_scale
-        return self.decode(self.encode(a * s)) / s
+@_method(SAE)
+@torch.no_grad()
+def normalize_decoder(self):
+    "Rescale every decoder row to unit norm."
+    self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
-# %% ../nbs/40_sae.ipynb #2dd57b5b
+@_method(SAE)
+@torch.no_grad()
+def init_pre_bias(self, x: torch.Tensor):
+    "Set b_pre to the geometric median of sample activations x (N, d_in)."
+    self._check(x)
+    self.b_pre.copy_(geometric_median(x.reshape(-1, self.d_in).float()))
+
+@_method(SAE)
+def reconstruct(self, a: torch.Tensor) -> torch.Tensor:
+    "SAE reconstruction of RAW activations a (scaled in by `input_scale` and back out): what a splice puts back."
+    s = self.input_scale
+    return self.decode(self.encode(a * s)) / s
+
+# %% ../nbs/40_sae.ipynb #11bfdfe5
+def _first_bad_row(x: torch.Tensor) -> str:
+    "Where the non-finite values of a (N, d) tensor are, for an error message."
+    bad = (~torch.isfinite(x)).any(-1).nonzero().squeeze(1)
+    return f"{len(bad)} row(s) with NaN/inf, the first is row {int(bad[0])}"
+
+def _batch_source(sae, activations, batch_size: int, g: torch.Generator) -> Callable[[], torch.Tensor]:
+    "A function drawing the next (batch_size, d_in) batch from a tensor, an ActivationStore or a callable."
+    dev = sae.W_dec.device
+    if isinstance(activations, torch.Tensor):
+        check_tensor("activations", activations, ndim=2, dtype="float")
+        if activations.shape[1] != sae.d_in or len(activations) == 0:
+            raise ValueError(f"activations must be (N, d_in={sae.d_in}) with N >= 1, got {tuple(activations.shape)}")
+        if not bool(torch.isfinite(activations).all()):
+            raise ValueError(f"activations (the training tensor) has {_first_bad_row(activations)}: clean the data first")
+        return lambda: activations[torch.randint(len(activations), (batch_size,), generator=g)].to(dev)
+    if isinstance(activations, ActivationStore):
+        with torch.no_grad(): sae.input_scale.fill_(activations.scale)
+        return lambda: activations.next_batch(batch_size).to(dev)
+    if callable(activations): return lambda: activations(batch_size, g).to(dev)
+    raise TypeError(f"activations must be a tensor, an ActivationStore or a callable, got {type(activations).__name__}")
+
+def _reference_variance(sae, get, batch_size: int, init_pre_bias: bool) -> torch.Tensor:
+    "Variance (summed over d) of a 4096-row sample, the FVU's denominator; the sample also sets b_pre when asked."
+    sample = torch.cat([get() for _ in range(max(1, 4096 // batch_size))])[:4096]
+    sae._check(sample, "a sample of activations")
+    var_ref = (sample - sample.mean(0)).pow(2).sum(-1).mean()
+    if not torch.isfinite(var_ref): raise ValueError(f"activations are too large: their variance overflows {sample.dtype} (largest |value| {float(sample.abs().max()):.3g}); rescale them (an ActivationStore normalises to unit mean squared norm)")
+    if not var_ref > 0: raise ValueError("activations are constant (zero variance in a 4096-row sample): FVU has nothing to measure and the SAE nothing to learn")
+    if init_pre_bias: sae.init_pre_bias(sample)
+    return var_ref
+
+# %% ../nbs/40_sae.ipynb #25bba317
 @torch.enable_grad()                  # trains even where a caller switched autograd off
 def train_sae(sae: SAE, activations, steps: int, lr: float = 1e-3, batch_size: int = 1024, aux_k: int | None = None,
               aux_coeff: float = 1 / 32, dead_after: int = 20_000, init_pre_bias: bool = True, decay_frac: float = 0.2,
@@ -205,55 +284,39 @@ def train_sae(sae: SAE, activations, steps: int, lr: float = 1e-3, batch_size: i
     """Train `sae` with Adam on `activations`: an (N, d_in) tensor, an `ActivationStore`, or a callable
     (batch_size, generator) -> (batch_size, d_in). Decoder rows stay unit-norm (parallel gradient removed, then
     renormalised); `aux_k` turns on AuxK for latents silent for `dead_after` tokens; lr decays to 0 over the last
-    `decay_frac` of the steps. Returns the history (per-step loss, mse, fvu, l0, dead fraction, aux) and throughput."""
+    `decay_frac` of the steps. Returns the history (per-step loss, mse, fvu = batch MSE over the variance of a
+    4096-row sample drawn first, l0, dead fraction, aux) and throughput. Non-finite or constant activations are refused;
+    a non-finite loss stops training with FloatingPointError before the optimizer step."""
     if not isinstance(sae, SAE): raise TypeError(f"sae must be an SAE, got {type(sae).__name__}")
-    for name, v in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if aux_k is not None and not (isinstance(aux_k, int) and 1 <= aux_k <= sae.n_latents):
-        raise ValueError(f"aux_k must be None or an int in [1, n_latents={sae.n_latents}], got {aux_k!r}")
-    g = torch.Generator().manual_seed(seed)
-    dev = sae.W_dec.device
-    if isinstance(activations, torch.Tensor):
-        if activations.ndim != 2 or activations.shape[1] != sae.d_in:
-            raise ValueError(f"activations must be (N, d_in={sae.d_in}), got {tuple(activations.shape)}")
-        data = activations
-        get = lambda: data[torch.randint(len(data), (batch_size,), generator=g)].to(dev)
-    elif isinstance(activations, ActivationStore):
-        with torch.no_grad(): sae.input_scale.fill_(activations.scale)
-        get = lambda: activations.next_batch(batch_size).to(dev)
-    elif callable(activations):
-        get = lambda: activations(batch_size, g).to(dev)
-    else:
-        raise TypeError(f"activations must be a tensor, an ActivationStore or a callable, got {type(activations).__name__}")
-    if init_pre_bias:
-        sample = torch.cat([get() for _ in range(max(1, 4096 // batch_size))])[:4096]
-        sae.init_pre_bias(sample)
+    steps, batch_size = check_int("steps", steps, lo=1), check_int("batch_size", batch_size, lo=1)
+    lr, aux_coeff = check_float("lr", lr, lo=0, lo_open=True), check_float("aux_coeff", aux_coeff, lo=0)
+    if aux_k is not None: check_int("aux_k", aux_k, lo=1, hi=sae.n_latents)
+    dead_after, decay_frac = check_int("dead_after", dead_after, lo=1), check_float("decay_frac", decay_frac, lo=0, hi=1)
+    g = torch.Generator().manual_seed(check_int("seed", seed))
+    get = _batch_source(sae, activations, batch_size, g)
+    var_ref = _reference_variance(sae, get, batch_size, init_pre_bias)
     opt = torch.optim.Adam(sae.parameters(), lr=lr)
-    since_fired = torch.zeros(sae.n_latents, dtype=torch.long, device=dev)
+    since_fired = torch.zeros(sae.n_latents, dtype=torch.long, device=sae.W_dec.device)
     hist = {k: [] for k in ("step", "loss", "mse", "fvu", "l0", "dead_frac", "aux")}
     live = LivePlot(title=desc, every=max(1, steps // 20), enabled=plot, logy=True)
     decay_start = int(steps * (1 - decay_frac))
     sae.train(); t0 = time.perf_counter()
     for step in progress(range(steps), desc=desc, disable=None if bar else True):
-        cur = lr if step < decay_start else lr * (steps - step) / max(1, steps - decay_start)
-        for grp in opt.param_groups: grp["lr"] = cur
+        for grp in opt.param_groups: grp["lr"] = lr if step < decay_start else lr * (steps - step) / max(1, steps - decay_start)
         x = get()
+        sae._check(x, f"activations batch at step {step}")
         recon, z, losses = sae(x)
-        loss = losses["loss"]
         dead = since_fired >= dead_after
         aux = sae.auxk_loss(x, recon, sae._last_pre, dead, aux_k) if aux_k else x.new_zeros(())
-        opt.zero_grad(set_to_none=True)
-        (loss + aux_coeff * aux).backward()
-        sae.remove_parallel_grad()
-        opt.step()
-        sae.normalize_decoder()
+        total = losses["loss"] + aux_coeff * aux
+        if not torch.isfinite(total): raise FloatingPointError(f"train_sae: the loss is {total.item()} at step {step}; stopped before the optimizer step (weights unchanged by this step)")
+        opt.zero_grad(set_to_none=True); total.backward()
+        sae.remove_parallel_grad(); opt.step(); sae.normalize_decoder()
         with torch.no_grad():
-            fired = (z > 0).any(0)
-            since_fired += len(x); since_fired[fired] = 0
-            var = (x - x.mean(0)).pow(2).sum(-1).mean()
-            hist["step"].append(step); hist["loss"].append(loss.item()); hist["mse"].append(losses["mse"].item())
-            hist["fvu"].append((losses["mse"] / var).item()); hist["l0"].append((z > 0).sum(-1).float().mean().item())
-            hist["dead_frac"].append(dead.float().mean().item()); hist["aux"].append(float(aux))
+            since_fired += len(x); since_fired[(z > 0).any(0)] = 0
+            for key, v in (("step", step), ("loss", losses["loss"].item()), ("mse", losses["mse"].item()), ("fvu", (losses["mse"] / var_ref).item()),
+                           ("l0", _token_mean((z > 0).sum(-1).float()).item()), ("dead_frac", dead.float().mean().item()), ("aux", float(aux))):
+                hist[key].append(v)
         live.update(step, fvu=hist["fvu"][-1])
     sae.eval(); live.draw()
     hist["seconds"] = time.perf_counter() - t0
@@ -264,9 +327,9 @@ def train_sae(sae: SAE, activations, steps: int, lr: float = 1e-3, batch_size: i
 def toy_superposition(n_samples: int, n_features: int = 64, d: int = 24, p: float = 0.04, seed: int = 0):
     """Sparse data with a KNOWN dictionary: each of `n_features` unit directions in R^d (more features than
     dimensions) is on with probability p, with magnitude U(0.5, 1.5). Returns (x (n, d), dictionary (F, d), codes (n, F))."""
-    if n_features < 1 or d < 1 or n_samples < 1: raise ValueError(f"sizes must be positive, got n_samples={n_samples}, n_features={n_features}, d={d}")
-    if not 0 < p <= 1: raise ValueError(f"p must be in (0, 1], got {p}")
-    g = torch.Generator().manual_seed(seed)
+    n_samples, n_features, d = check_int("n_samples", n_samples, lo=1), check_int("n_features", n_features, lo=1), check_int("d", d, lo=1)
+    p = check_float("p", p, lo=0, hi=1, lo_open=True)
+    g = torch.Generator().manual_seed(check_int("seed", seed))
     D = torch.randn(n_features, d, generator=g)
     D = D / D.norm(dim=1, keepdim=True)                                  # (F, d)
     on = torch.rand(n_samples, n_features, generator=g) < p
@@ -275,68 +338,93 @@ def toy_superposition(n_samples: int, n_features: int = 64, d: int = 24, p: floa
 
 def dictionary_recovery(W_dec: torch.Tensor, dictionary: torch.Tensor) -> tuple[float, torch.Tensor]:
     "Mean over true features of the max cosine with any decoder row; also each feature's best cosine (F,)."
+    check_tensor("W_dec", W_dec, ndim=2, dtype="float", finite=True); check_tensor("dictionary", dictionary, ndim=2, dtype="float", finite=True)
     if W_dec.shape[-1] != dictionary.shape[-1]:
         raise ValueError(f"W_dec rows have {W_dec.shape[-1]} dims but the dictionary has {dictionary.shape[-1]}")
+    if len(W_dec) == 0 or len(dictionary) == 0: raise ValueError(f"W_dec {tuple(W_dec.shape)} and dictionary {tuple(dictionary.shape)} need rows: recovery of nothing is undefined")
     cos = F.normalize(dictionary, dim=-1) @ F.normalize(W_dec.detach(), dim=-1).t()      # (F, n)
     best = cos.max(1).values
     return best.mean().item(), best
 
-# %% ../nbs/40_sae.ipynb #ace587ab
+# %% ../nbs/40_sae.ipynb #5b325903
+def _token_windows(data, name: str = "data") -> torch.Tensor:
+    "The (N, T) token ids of LMData or of a LongTensor, checked."
+    x = data.x if hasattr(data, "x") else data
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.dtype != torch.long:
+        raise TypeError(f"{name} must be LMData or an (N, T) LongTensor of token ids, got {type(data).__name__} {tuple(getattr(x, 'shape', ()))}")
+    if x.shape[0] == 0 or x.shape[1] == 0: raise ValueError(f"{name} has no tokens: shape {tuple(x.shape)}")
+    return x
+
+def _check_hook(model, hook_name):
+    names = getattr(model, "hook_names", None)
+    if names is None: raise TypeError(f"model must be a llmlab GPT with hook points, got {type(model).__name__}")
+    if not isinstance(hook_name, str) or hook_name not in names: raise ValueError(f"no hook point {hook_name!r}; model hook points: {names}")
+
+# %% ../nbs/40_sae.ipynb #de86e5d0
 class ActivationStore:
     """Streams activations of hook point `hook_name` of `model` over `data` (LMData or (N, T) token ids), scaled so
     that their mean squared norm is 1 (`scale`), as shuffled batches (`next_batch`) or all at once (`collect`)."""
     def __init__(self, model, hook_name: str, data, windows_per_run: int = 32, buffer_windows: int = 128,
                  normalize: bool = True, norm_windows: int = 64, seed: int = 0):
-        x = data.x if hasattr(data, "x") else data
-        if not isinstance(x, torch.Tensor) or x.ndim != 2: raise ValueError(f"data must be LMData or an (N, T) LongTensor, got {type(data).__name__}")
-        if hook_name not in model.hook_names: raise ValueError(f"no hook point {hook_name!r}; model hook points: {model.hook_names}")
-        self.model, self.hook_name, self.x = model, hook_name, x
-        self.windows_per_run, self.buffer_windows = windows_per_run, buffer_windows
+        _check_hook(model, hook_name)
+        self.model, self.hook_name, self.x = model, hook_name, _token_windows(data)
+        self.windows_per_run = check_int("windows_per_run", windows_per_run, lo=1)
+        self.buffer_windows = check_int("buffer_windows", buffer_windows, lo=1)
+        norm_windows = check_int("norm_windows", norm_windows, lo=1)
         self.device = next(model.parameters()).device
-        self.g = torch.Generator().manual_seed(seed)
-        self._order, self._pos, self._buf = torch.randperm(len(x), generator=self.g), 0, None
+        self.g = torch.Generator().manual_seed(check_int("seed", seed))
+        self._order, self._pos, self._buf = torch.randperm(len(self.x), generator=self.g), 0, None
         self.scale = 1.0
         if normalize:
-            a = self.activations(x[:norm_windows])
-            self.scale = float(1 / a.pow(2).sum(-1).mean().sqrt())
+            ms = self.activations(self.x[:norm_windows]).pow(2).sum(-1).mean()
+            if not ms > 0: raise ValueError(f"activations at {hook_name} are all zero: there is no scale to normalise by")
+            self.scale = float(1 / ms.sqrt())
         self.d = model.config.d_model
 
     @torch.no_grad()
     def activations(self, idx: torch.Tensor) -> torch.Tensor:
-        "Raw activations (B, T, d) at the hook for token windows idx (B, T)."
+        "Raw activations (B, T, d) at the hook for token windows idx (B, T); non-finite ones are refused."
         was = self.model.training; self.model.eval()
         out = [self.model.run_with_cache(idx[i:i + self.windows_per_run].to(self.device), [self.hook_name])[1][self.hook_name]
                for i in range(0, len(idx), self.windows_per_run)]
         self.model.train(was)
-        return torch.cat(out).float()
+        a = torch.cat(out).float()
+        check_tensor(f"the activations the model gives at {self.hook_name}", a, finite=True)
+        return a
 
     def collect(self, n_windows: int | None = None) -> torch.Tensor:
         "Scaled activations of the first `n_windows` windows (default all), flattened to (n_windows * T, d)."
+        if n_windows is not None: check_int("n_windows", n_windows, lo=1)
         idx = self.x[:n_windows] if n_windows else self.x
         return (self.activations(idx) * self.scale).reshape(-1, self.model.config.d_model)
 
-    def _refill(self):
-        take = []
-        while len(take) < self.buffer_windows:
-            if self._pos >= len(self._order): self._order, self._pos = torch.randperm(len(self.x), generator=self.g), 0
-            n = min(self.buffer_windows - len(take), len(self._order) - self._pos)
-            take += self._order[self._pos:self._pos + n].tolist(); self._pos += n
-        a = (self.activations(self.x[take]) * self.scale).reshape(-1, self.model.config.d_model)
-        self._buf = a[torch.randperm(len(a), generator=self.g)]
-        self._i = 0
+# %% ../nbs/40_sae.ipynb #c7e8f34a
+@_method(ActivationStore)
+def _refill(self):
+    take = []
+    while len(take) < self.buffer_windows:
+        if self._pos >= len(self._order): self._order, self._pos = torch.randperm(len(self.x), generator=self.g), 0
+        n = min(self.buffer_windows - len(take), len(self._order) - self._pos)
+        take += self._order[self._pos:self._pos + n].tolist(); self._pos += n
+    a = (self.activations(self.x[take]) * self.scale).reshape(-1, self.model.config.d_model)
+    self._buf = a[torch.randperm(len(a), generator=self.g)]
+    self._i = 0
 
-    def next_batch(self, batch_size: int) -> torch.Tensor:
-        "The next (batch_size, d) scaled activations from a shuffled buffer of `buffer_windows` windows."
-        if self._buf is None or self._i + batch_size > len(self._buf): self._refill()
-        if batch_size > len(self._buf): raise ValueError(f"batch_size={batch_size} is larger than the buffer ({len(self._buf)} activations); raise buffer_windows")
-        b = self._buf[self._i:self._i + batch_size]; self._i += batch_size
-        return b
+@_method(ActivationStore)
+def next_batch(self, batch_size: int) -> torch.Tensor:
+    "The next (batch_size, d) scaled activations from a shuffled buffer of `buffer_windows` windows."
+    check_int("batch_size", batch_size, lo=1)
+    if self._buf is None or self._i + batch_size > len(self._buf): self._refill()
+    if batch_size > len(self._buf): raise ValueError(f"batch_size={batch_size} is larger than the buffer ({len(self._buf)} activations); raise buffer_windows")
+    b = self._buf[self._i:self._i + batch_size]; self._i += batch_size
+    return b
 
-# %% ../nbs/40_sae.ipynb #82fbf8b1
+# %% ../nbs/40_sae.ipynb #59e1ba10
 def _windows(data, n_windows: int | None):
-    x = data.x if hasattr(data, "x") else data
+    "The first `n_windows` (all if None) token windows of `data` and their targets (None for a bare tensor)."
+    x = _token_windows(data)
     y = data.y if hasattr(data, "y") else None
-    if not isinstance(x, torch.Tensor) or x.ndim != 2: raise ValueError(f"data must be LMData or an (N, T) LongTensor, got {type(data).__name__}")
+    if n_windows is not None: check_int("n_windows", n_windows, lo=1)
     n = len(x) if n_windows is None else min(n_windows, len(x))
     return x[:n], (y[:n] if y is not None else None)
 
@@ -346,60 +434,68 @@ def _kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
     return (lp.exp() * (lp - lq)).sum(-1)
 
 @torch.no_grad()
+def _splice_batch(sae, model, hook_name, idx, tgt, tot, x_sum, fires):
+    "Add one batch's sums (tokens, L0, squared error and norm, CE and KL clean / SAE / zero) to `tot`, x_sum, fires."
+    logits, cache = model.run_with_cache(idx, [hook_name])
+    a = cache[hook_name].float() * sae.input_scale                                # (B, T, d) SAE units
+    check_tensor(f"the activations the model gives at {hook_name}", a, finite=True)
+    recon, z, _ = sae(a)
+    tot["n"] += a.shape[0] * a.shape[1]; tot["l0"] += (z > 0).sum().item()
+    tot["err"] += (recon - a).pow(2).sum().item(); tot["sq"] += a.double().pow(2).sum().item()
+    x_sum += a.reshape(-1, sae.d_in).sum(0).double().cpu()
+    fires += (z > 0).reshape(-1, sae.n_latents).sum(0).float().cpu()
+    with model.hooks({hook_name: lambda act: sae.reconstruct(act.float()).to(act.dtype)}): logits_sae = model(idx)[0]
+    with model.hooks({hook_name: lambda act: torch.zeros_like(act)}): logits_zero = model(idx)[0]
+    ce = lambda lg: F.cross_entropy(lg.float().reshape(-1, lg.shape[-1]), tgt.reshape(-1), reduction="sum").item()
+    tot["ce_clean"] += ce(logits); tot["ce_sae"] += ce(logits_sae); tot["ce_zero"] += ce(logits_zero)
+    tot["kl_sae"] += _kl(logits, logits_sae).sum().item(); tot["kl_zero"] += _kl(logits, logits_zero).sum().item()
+
+# %% ../nbs/40_sae.ipynb #c5b6f895
+@torch.no_grad()
 def evaluate_sae(sae: SAE, model, hook_name: str, data, n_windows: int = 64, batch_size: int = 16,
                  dense_above: float = 0.1) -> dict:
     """Splice `sae` into `model` at `hook_name` and measure, over the first `n_windows` windows of `data` (LMData):
     L0, fraction of variance unexplained (FVU, the normalised MSE), CE clean / with the SAE / with the activation
-    zero-ablated, CE loss recovered = (CE_zero - CE_sae) / (CE_zero - CE_clean), KL(clean || spliced) per token,
-    dead (never fire here) and dense (fire on > `dense_above` of tokens) latent fractions, a log10-density histogram."""
+    zero-ablated, CE loss recovered = (CE_zero - CE_sae) / (CE_zero - CE_clean) (None when zero-ablation leaves the
+    loss unchanged: no gap to recover), KL(clean || spliced) per token, dead (never fire here) and dense (fire on
+    > `dense_above` of tokens) latent fractions, a log10-density histogram. Constant activations raise ValueError (FVU
+    has nothing to measure)."""
     if not isinstance(sae, SAE): raise TypeError(f"sae must be an SAE, got {type(sae).__name__}")
-    if hook_name not in model.hook_names: raise ValueError(f"no hook point {hook_name!r}; model hook points: {model.hook_names}")
-    x_all, y_all = _windows(data, n_windows)
+    _check_hook(model, hook_name)
+    x_all, y_all = _windows(data, check_int("n_windows", n_windows, lo=1))
+    batch_size, dense_above = check_int("batch_size", batch_size, lo=1), check_float("dense_above", dense_above, lo=0, hi=1)
     if y_all is None: raise ValueError("evaluate_sae needs next-token targets: pass LMData (with .y)")
     if model.config.d_model != sae.d_in: raise ValueError(f"SAE d_in={sae.d_in} does not match the model width {model.config.d_model}")
     sae.eval(); model.eval()
     dev = next(model.parameters()).device
-    s = sae.input_scale
     tot = {k: 0.0 for k in ("n", "l0", "err", "sq", "ce_clean", "ce_sae", "ce_zero", "kl_sae", "kl_zero")}
-    x_sum = torch.zeros(sae.d_in, dtype=torch.float64)
-    fires = torch.zeros(sae.n_latents)
+    x_sum, fires = torch.zeros(sae.d_in, dtype=torch.float64), torch.zeros(sae.n_latents)
     for i in range(0, len(x_all), batch_size):
-        idx, tgt = x_all[i:i + batch_size].to(dev), y_all[i:i + batch_size].to(dev)
-        logits, cache = model.run_with_cache(idx, [hook_name])
-        a = cache[hook_name].float() * s                                          # (B, T, d) SAE units
-        recon, z, _ = sae(a)
-        n = a.shape[0] * a.shape[1]
-        tot["n"] += n; tot["l0"] += (z > 0).sum().item()
-        tot["err"] += (recon - a).pow(2).sum().item(); tot["sq"] += a.pow(2).sum().item()
-        x_sum += a.reshape(-1, sae.d_in).sum(0).double().cpu()
-        fires += (z > 0).reshape(-1, sae.n_latents).sum(0).float().cpu()
-        with model.hooks({hook_name: lambda act: sae.reconstruct(act.float()).to(act.dtype)}):
-            logits_sae = model(idx)[0]
-        with model.hooks({hook_name: lambda act: torch.zeros_like(act)}):
-            logits_zero = model(idx)[0]
-        ce = lambda lg: F.cross_entropy(lg.float().reshape(-1, lg.shape[-1]), tgt.reshape(-1), reduction="sum").item()
-        tot["ce_clean"] += ce(logits); tot["ce_sae"] += ce(logits_sae); tot["ce_zero"] += ce(logits_zero)
-        tot["kl_sae"] += _kl(logits, logits_sae).sum().item(); tot["kl_zero"] += _kl(logits, logits_zero).sum().item()
+        _splice_batch(sae, model, hook_name, x_all[i:i + batch_size].to(dev), y_all[i:i + batch_size].to(dev), tot, x_sum, fires)
     N = tot["n"]
     var = tot["sq"] - (x_sum.pow(2).sum().item() / N)                            # sum ||a - mean||^2
+    if not var > 1e-9 * tot["sq"]: raise ValueError(f"the activations at {hook_name} are constant over these {int(N)} tokens: FVU has nothing to measure")
     density = fires / N
     ce_clean, ce_sae, ce_zero = tot["ce_clean"] / N, tot["ce_sae"] / N, tot["ce_zero"] / N
     edges = np.linspace(-5, 0, 11)
     counts = np.histogram(np.log10(density[density > 0].numpy()), bins=edges)[0] if (density > 0).any() else np.zeros(10)
     return {"n_tokens": int(N), "l0": tot["l0"] / N, "fvu": tot["err"] / var, "mse": tot["err"] / N,
             "ce_clean": ce_clean, "ce_sae": ce_sae, "ce_zero": ce_zero,
-            "ce_recovered": (ce_zero - ce_sae) / (ce_zero - ce_clean), "ablation": "zero",
+            "ce_recovered": (ce_zero - ce_sae) / (ce_zero - ce_clean) if ce_zero != ce_clean else None, "ablation": "zero",
             "kl_sae": tot["kl_sae"] / N, "kl_zero": tot["kl_zero"] / N,
             "dead_frac": (density == 0).float().mean().item(), "dense_frac": (density > dense_above).float().mean().item(),
             "density": density.tolist(), "density_hist": {"log10_edges": edges.tolist(), "counts": [int(c) for c in counts],
                                                           "dead": int((density == 0).sum())}}
 
+# %% ../nbs/40_sae.ipynb #6aee92e8
 @torch.no_grad()
 def latent_activations(sae: SAE, model, hook_name: str, data, n_windows: int | None = 128, batch_size: int = 32,
                        with_inputs: bool = False):
     "Latents (N, T, n_latents) of `sae` on the first `n_windows` windows of `data`; with_inputs: also the raw activations (N, T, d)."
-    if hook_name not in model.hook_names: raise ValueError(f"no hook point {hook_name!r}; model hook points: {model.hook_names}")
+    if not isinstance(sae, SAE): raise TypeError(f"sae must be an SAE, got {type(sae).__name__}")
+    _check_hook(model, hook_name)
     x_all, _ = _windows(data, n_windows)
+    batch_size = check_int("batch_size", batch_size, lo=1)
     dev = next(model.parameters()).device
     sae.eval(); model.eval()
     zs, acts = [], []
@@ -408,15 +504,21 @@ def latent_activations(sae: SAE, model, hook_name: str, data, n_windows: int | N
         zs.append(sae.encode(a * sae.input_scale).cpu()); acts.append(a.cpu())
     return (torch.cat(zs), torch.cat(acts)) if with_inputs else torch.cat(zs)
 
-# %% ../nbs/40_sae.ipynb #d725f88c
+# %% ../nbs/40_sae.ipynb #bb497bda
 def auroc(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Area under the ROC curve of each column of scores (M,) or (M, n) for boolean labels (M,):
-    P(score of a positive > score of a negative) + 1/2 P(equal), exact with ties."""
+    P(score of a positive > score of a negative) + 1/2 P(equal), exact with ties. Needs positives and negatives."""
+    check_tensor("scores", scores, ndim=(1, 2), finite=True)
+    check_tensor("labels", labels)
     if scores.ndim == 1: return auroc(scores[:, None], labels)[0]
-    labels = labels.bool().reshape(-1)
+    if labels.dtype != torch.bool:
+        if not bool(((labels == 0) | (labels == 1)).all()):
+            raise ValueError(f"labels must be boolean (or 0/1 values), got values other than 0 and 1 (dtype {labels.dtype})")
+        labels = labels.bool()
+    labels = labels.reshape(-1)
     if scores.shape[0] != labels.numel(): raise ValueError(f"scores have {scores.shape[0]} rows but labels {labels.numel()}")
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0: raise ValueError(f"labels need positives and negatives, got {n_pos} and {n_neg}")
+    if n_pos == 0 or n_neg == 0: raise ValueError(f"labels need positives and negatives, got {n_pos} and {n_neg}: AUROC has nothing to rank")
     s = scores.double().t().contiguous()                                        # (n, M)
     neg = s[:, ~labels].sort(-1).values                                         # (n, n_neg) sorted
     pos = s[:, labels].contiguous()                                             # (n, n_pos)
@@ -424,12 +526,15 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     leq = torch.searchsorted(neg, pos, right=True).double()                     # ... below or equal
     return ((less + 0.5 * (leq - less)).sum(-1) / (n_pos * n_neg)).float()
 
+# %% ../nbs/40_sae.ipynb #cb8471ef
 def current_token_labels(data, n_windows: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Per-position truth about the CURRENT token x[t] (LMData labels are aligned with the next token y[t]; windows are
     contiguous, so the label of x[t] is the label of y[t-1]): one boolean (N, T) mask per world tag, 'happy word',
-    'sad word', and 'in story/facts/arith/rare' document kinds. Also a validity mask (the very first token has no label)."""
+    'sad word', and 'in story/facts/arith' document kinds. Also a validity mask (the very first token has no label)."""
     from llmlab.world import TAGS, SENTIMENTS, KINDS
-    x, _ = _windows(data, n_windows)
+    if not all(hasattr(data, a) for a in ("x", "tags", "sentiment", "kind")):
+        raise TypeError(f"data must be world LMData (with .tags, .sentiment, .kind), got {type(data).__name__}")
+    x, _ = _windows(data, check_int("n_windows", n_windows, lo=1))
     N, T = x.shape
     shift = lambda a: torch.cat([a.new_full((1,), -1), a[:N].reshape(-1)[:-1]]).view(N, T)
     tags, sent, kind = shift(data.tags), shift(data.sentiment), shift(data.kind)
@@ -442,16 +547,23 @@ def current_token_labels(data, n_windows: int) -> tuple[dict[str, torch.Tensor],
         labels[f"in {k}"] = kind == KINDS.index(k)
     return labels, valid
 
+# %% ../nbs/40_sae.ipynb #e8be3fba
 def best_features(latents: torch.Tensor, neurons: torch.Tensor, labels: dict[str, torch.Tensor], valid: torch.Tensor,
                   min_count: int = 10) -> list[dict]:
     """For each label: the latent with the highest AUROC (and its precision/recall as a detector `latent > 0`), against
-    the best single residual neuron (either sign, so AUROC = max(a, 1 - a)); labels with < `min_count` positives skipped."""
+    the best single column of `neurons` (residual neurons, or projections on any directions), either sign, so AUROC =
+    max(a, 1 - a); labels with < `min_count` positives or negatives are skipped."""
+    check_tensor("latents", latents, finite=True); check_tensor("neurons", neurons, finite=True); check_tensor("valid", valid, dtype=torch.bool)
+    if latents.shape[:-1] != valid.shape or neurons.shape[:-1] != valid.shape:
+        raise ValueError(f"latents {tuple(latents.shape)} and neurons {tuple(neurons.shape)} must be valid's shape {tuple(valid.shape)} + (columns,)")
+    if not isinstance(labels, dict) or any(not isinstance(l, torch.Tensor) or l.shape != valid.shape for l in labels.values()):
+        raise ValueError(f"labels must be a dict of boolean masks of valid's shape {tuple(valid.shape)}")
+    min_count = check_int("min_count", min_count, lo=1)
     v = valid.reshape(-1)
-    Z = latents.reshape(-1, latents.shape[-1])[v]
-    Xn = neurons.reshape(-1, neurons.shape[-1])[v]
+    Z, Xn = latents.reshape(-1, latents.shape[-1])[v], neurons.reshape(-1, neurons.shape[-1])[v]
     rows = []
     for name, lab in labels.items():
-        y = lab.reshape(-1)[v]
+        y = lab.reshape(-1)[v].bool()
         if int(y.sum()) < min_count or int((~y).sum()) < min_count: continue
         a_lat = auroc(Z, y)
         j = int(a_lat.argmax())
@@ -465,15 +577,47 @@ def best_features(latents: torch.Tensor, neurons: torch.Tensor, labels: dict[str
                      "neuron": i, "neuron_auroc": float(a_neu[i])})
     return rows
 
-# %% ../nbs/40_sae.ipynb #5cdaa3bc
+# %% ../nbs/40_sae.ipynb #90ba471d
+def _check_feature(sae, feature):
+    if isinstance(feature, bool) or not isinstance(feature, (int, np.integer)) or not 0 <= feature < sae.n_latents:
+        raise ValueError(f"feature must be an int in [0, {sae.n_latents}), got {feature!r}")
+    return int(feature)
+
 def logit_effects(sae: SAE, model, feature: int, k: int = 8) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
     "Direct effect of latent `feature`'s decoder direction on the logits (through the final norm's gain and the tied head): top and bottom k (token id, value)."
+    if not isinstance(sae, SAE): raise TypeError(f"sae must be an SAE, got {type(sae).__name__}")
+    feature = _check_feature(sae, feature)
+    if not hasattr(model, "wte"): raise TypeError(f"model must be a llmlab GPT (with a token embedding wte), got {type(model).__name__}")
+    if model.wte.weight.shape[1] != sae.d_in: raise ValueError(f"SAE d_in={sae.d_in} does not match the model width {model.wte.weight.shape[1]}")
+    k = check_int("k", k, lo=1, hi=model.wte.weight.shape[0])
     w = sae.W_dec[feature].detach().float()
     gain = model.norm.weight.detach().float() if hasattr(model, "norm") else 1.0
     eff = (w * gain) @ model.wte.weight.detach().float().t()                    # (V,)
     top, bot = eff.topk(k), (-eff).topk(k)
     return [(int(i), float(v)) for v, i in zip(top.values, top.indices)], [(int(i), float(-v)) for v, i in zip(bot.values, bot.indices)]
 
+# %% ../nbs/40_sae.ipynb #a9b103a3
+def _context_groups(z: torch.Tensor, x_all: torch.Tensor, tok, n_quantiles: int, per_group: int, left: int, right: int) -> list[dict]:
+    "Top-activating contexts of one latent's activations z (N, T), then `per_group` from each of `n_quantiles` activation intervals."
+    T, flat = x_all.shape[1], z.reshape(-1)
+    def context(j):
+        n, t = divmod(int(j), T)
+        lo, hi = max(0, t - left), min(T, t + right + 1)
+        return {"tokens": [tok(i) for i in x_all[n, lo:hi].tolist()], "acts": [round(float(v), 3) for v in z[n, lo:hi]],
+                "pos": t - lo, "act": round(float(z[n, t]), 3)}
+    nz = flat[flat > 0]
+    if not nz.numel(): return []
+    groups = [{"label": "top activations", "contexts": [context(j) for j in flat.argsort(descending=True)[:per_group]]}]
+    mx = float(nz.max())
+    for q in range(n_quantiles, 0, -1):                                     # activation intervals, high to low
+        lo_v, hi_v = mx * (q - 1) / n_quantiles, mx * q / n_quantiles
+        inside = ((flat > lo_v) & (flat <= hi_v)).nonzero().squeeze(1)
+        if inside.numel() == 0: continue
+        pick = inside[torch.linspace(0, inside.numel() - 1, min(per_group, inside.numel())).long()]
+        groups.append({"label": f"interval {lo_v:.2f}-{hi_v:.2f} ({inside.numel()} tokens)", "contexts": [context(j) for j in pick]})
+    return groups
+
+# %% ../nbs/40_sae.ipynb #a0313b13
 def feature_report(sae: SAE, model, hook_name: str, data, feature: int | list[int], tokenizer=None, n_windows: int = 128,
                    n_quantiles: int = 3, per_group: int = 3, left: int = 8, right: int = 2, n_logits: int = 6,
                    bins: int = 20, latents: torch.Tensor | None = None) -> dict | list[dict]:
@@ -481,69 +625,53 @@ def feature_report(sae: SAE, model, hook_name: str, data, feature: int | list[in
     mean activation, a histogram of its non-zero activations, top-activating contexts and contexts from
     `n_quantiles` activation intervals (tokens `left` before to `right` after, with per-token activations), and its top
     positive/negative direct logit effects. Pass `latents` from `latent_activations` to skip recomputing them."""
-    feats = [feature] if isinstance(feature, int) else list(feature)
-    for f in feats:
-        if not isinstance(f, int) or not 0 <= f < sae.n_latents: raise ValueError(f"feature must be an int in [0, {sae.n_latents}), got {f!r}")
+    if not isinstance(sae, SAE): raise TypeError(f"sae must be an SAE, got {type(sae).__name__}")
+    feats = [feature] if isinstance(feature, (int, np.integer)) and not isinstance(feature, bool) else list(feature) if isinstance(feature, (list, tuple)) else [feature]
+    if not feats: raise ValueError("feature is an empty list: give at least one latent index")
+    feats = [_check_feature(sae, f) for f in feats]
+    for name, v, lo in (("n_quantiles", n_quantiles, 1), ("per_group", per_group, 1), ("left", left, 0), ("right", right, 0), ("n_logits", n_logits, 1), ("bins", bins, 1)):
+        check_int(name, v, lo=lo)
+    _check_hook(model, hook_name)
     x_all, _ = _windows(data, n_windows)
-    Z = latent_activations(sae, model, hook_name, data, n_windows) if latents is None else latents
-    if Z.shape[:2] != x_all.shape: raise ValueError(f"latents have shape {tuple(Z.shape)}, expected {tuple(x_all.shape)} + (n_latents,)")
+    Z = latent_activations(sae, model, hook_name, data, n_windows) if latents is None else check_tensor("latents", latents, ndim=3, finite=True)
+    if Z.shape[:2] != x_all.shape or Z.shape[2] != sae.n_latents: raise ValueError(f"latents have shape {tuple(Z.shape)}, expected {tuple(x_all.shape)} + ({sae.n_latents},)")
     tok = (lambda i: tokenizer.itos[i]) if tokenizer is not None else (lambda i: str(i))
-    T = x_all.shape[1]
     out = []
     for f in feats:
         z = Z[..., f]                                                            # (N, T)
-        flat = z.reshape(-1)
-        nz = flat[flat > 0]
-        rep = {"feature": f, "density": (nz.numel() / flat.numel()), "max_act": float(nz.max()) if nz.numel() else 0.0,
-               "mean_act": float(nz.mean()) if nz.numel() else 0.0, "n_tokens": flat.numel()}
-        if nz.numel():
-            cnt, edges = np.histogram(nz.numpy(), bins=bins, range=(0.0, float(nz.max())))
-        else:
-            cnt, edges = np.zeros(bins, int), np.linspace(0, 1, bins + 1)
+        nz = z.reshape(-1)[z.reshape(-1) > 0]
+        rep = {"feature": f, "density": nz.numel() / z.numel(), "max_act": float(nz.max()) if nz.numel() else 0.0,
+               "mean_act": float(nz.mean()) if nz.numel() else 0.0, "n_tokens": z.numel()}
+        cnt, edges = np.histogram(nz.numpy(), bins=bins, range=(0.0, float(nz.max()))) if nz.numel() else (np.zeros(bins, int), np.linspace(0, 1, bins + 1))
         rep["hist"] = {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in cnt]}
-
-        def context(j):
-            n, t = divmod(int(j), T)
-            lo, hi = max(0, t - left), min(T, t + right + 1)
-            return {"tokens": [tok(i) for i in x_all[n, lo:hi].tolist()], "acts": [round(float(v), 3) for v in z[n, lo:hi]],
-                    "pos": t - lo, "act": round(float(z[n, t]), 3)}
-        groups = []
-        if nz.numel():
-            order = flat.argsort(descending=True)
-            groups.append({"label": "top activations", "contexts": [context(j) for j in order[:per_group]]})
-            mx = float(nz.max())
-            for q in range(n_quantiles, 0, -1):                                 # activation intervals, high to low
-                lo_v, hi_v = mx * (q - 1) / n_quantiles, mx * q / n_quantiles
-                inside = ((flat > lo_v) & (flat <= hi_v)).nonzero().squeeze(1)
-                if inside.numel() == 0: continue
-                pick = inside[torch.linspace(0, inside.numel() - 1, min(per_group, inside.numel())).long()]
-                groups.append({"label": f"interval {lo_v:.2f}-{hi_v:.2f} ({inside.numel()} tokens)",
-                               "contexts": [context(j) for j in pick]})
-        rep["groups"] = groups
+        rep["groups"] = _context_groups(z, x_all, tok, n_quantiles, per_group, left, right)
         pos, neg = logit_effects(sae, model, f, n_logits)
-        rep["logits_pos"] = [[tok(i), round(v, 3)] for i, v in pos]
-        rep["logits_neg"] = [[tok(i), round(v, 3)] for i, v in neg]
+        rep["logits_pos"], rep["logits_neg"] = [[tok(i), round(v, 3)] for i, v in pos], [[tok(i), round(v, 3)] for i, v in neg]
         out.append(rep)
-    return out[0] if isinstance(feature, int) else out
+    return out[0] if isinstance(feature, (int, np.integer)) else out
 
 # %% ../nbs/40_sae.ipynb #4a2979eb
 def trace_sae(reports: list[dict], matches: dict[int, tuple[str, float]] | None = None, title: str = "") -> dict:
     """Widget trace of a feature dashboard: the `feature_report`s of the features to browse, each with the world
     label it best matches (`matches`: feature -> (label, AUROC)) when there is one."""
+    if not isinstance(reports, (list, tuple)): raise TypeError(f"reports must be a list of feature_report dicts, got {type(reports).__name__}")
     if not reports: raise ValueError("reports is empty: give at least one feature_report")
+    if matches is not None and not isinstance(matches, dict): raise TypeError(f"matches must be a dict feature -> (label, AUROC), got {type(matches).__name__}")
     need = {"feature", "density", "max_act", "hist", "groups", "logits_pos", "logits_neg"}
     feats = []
     for r in reports:
+        if not isinstance(r, dict): raise TypeError(f"each report must be a dict from feature_report, got {type(r).__name__}")
         miss = need - set(r)
         if miss: raise ValueError(f"report of feature {r.get('feature')} lacks {sorted(miss)}; build reports with feature_report")
         m = (matches or {}).get(r["feature"])
         feats.append({**r, "density": float(r["density"]), "max_act": round(float(r["max_act"]), 4),
                       "mean_act": round(float(r.get("mean_act", 0.0)), 4),
                       "tag": m[0] if m else None, "tag_auroc": round(float(m[1]), 4) if m else None})
-    return {"title": title, "features": feats}
+    return {"title": str(title), "features": feats}
 
 class SAEWidget(LabWidget):
-    "Feature dashboard: density, max activation, activation histogram, top +/- logit tokens, tinted top contexts per interval; prev/next and search."
+    "Feature dashboard: density, max activation, activation histogram, top +/- logit tokens, tinted top contexts per interval; prev/next and search (Enter)."
     _esm = widget_esm("sae") if HAS_WIDGETS else ""
     def __init__(self, trace: dict, step: int = 0):
-        super().__init__(trace=trace, step=step)
+        if not isinstance(trace, dict) or not trace.get("features"): raise ValueError("SAEWidget needs a trace from trace_sae (with at least one feature)")
+        super().__init__(trace=trace, step=check_int("step", step, lo=0, hi=len(trace["features"]) - 1))

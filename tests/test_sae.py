@@ -8,7 +8,7 @@ from llmlab import gpt
 from llmlab.world import World, Tokenizer, dataset, TAGS, CITIES
 from llmlab.sae import (SAE, ACTIVATIONS, JumpReLUFn, StepFn, topk_ref, batchtopk_ref, geometric_median, train_sae,
                         toy_superposition, dictionary_recovery, ActivationStore, evaluate_sae, latent_activations,
-                        feature_report, auroc, current_token_labels, best_features, trace_sae, SAEWidget)
+                        feature_report, auroc, current_token_labels, best_features, trace_sae, SAEWidget, logit_effects)
 from llmlab.lab import HAS_WIDGETS, trace_size
 
 torch.set_num_threads(1)
@@ -120,16 +120,157 @@ def test_toy_superposition_recovered_by_topk():
     assert dictionary_recovery(SAE(16, 64, "topk", k=3, seed=5).W_dec, D)[0] < 0.8
 
 
-def test_errors_are_clear():
-    with pytest.raises(ValueError, match="k <= n_latents"): SAE(8, 16, "topk", k=17)
-    with pytest.raises(ValueError, match="needs an int k"): SAE(8, 16, "batchtopk")
-    with pytest.raises(ValueError, match="activation must be one of"): SAE(8, 16, "gelu")
-    with pytest.raises(ValueError, match="l1_coeff is for"): SAE(8, 16, "topk", k=2, l1_coeff=0.1)
-    with pytest.raises(ValueError, match="k is only for"): SAE(8, 16, "relu", k=2)
-    with pytest.raises(ValueError, match="d_in=8"): SAE(8, 16, "relu")(torch.randn(4, 7))
-    with pytest.raises(ValueError, match=r"\(N, d_in=8\)"): train_sae(SAE(8, 16, "relu"), torch.randn(10, 9), 1, bar=False)
-    with pytest.raises(ValueError, match="aux_k"): train_sae(SAE(8, 16, "relu"), torch.randn(10, 8), 1, aux_k=99, bar=False)
-    with pytest.raises(ValueError, match="positives and negatives"): auroc(torch.randn(5), torch.zeros(5))
+# ---------------------------------------------------------------- bad input: (call, error type, message fragment)
+_x8 = torch.randn(64, 8)
+_nan_row = _x8.clone(); _nan_row[37, 2] = float("nan")
+
+def _model_bits():
+    w = World(0); tok = Tokenizer.from_world(w)
+    torch.manual_seed(0)
+    model = gpt.GPT(gpt.GPTConfig(vocab_size=tok.vocab_size, ctx_len=16, n_layer=2, n_head=2, d_model=16)).eval()
+    return model, tok, dataset(tok, w.corpus(20, seed=3), 16)
+
+BAD = [
+    (lambda: SAE(8, 16, "topk", k=17), ValueError, "k must be an int in [1, 16]"),
+    (lambda: SAE(8, 16, "batchtopk"), ValueError, "needs an int k"),
+    (lambda: SAE(8, 16, "topk", k=2.0), TypeError, "k must be an int"),
+    (lambda: SAE(8, 16, "gelu"), ValueError, "activation must be one of"),
+    (lambda: SAE(8, 16, "topk", k=2, l1_coeff=0.1), ValueError, "l1_coeff is for"),
+    (lambda: SAE(8, 16, "relu", k=2), ValueError, "k is only for"),
+    (lambda: SAE(0, 16), ValueError, "d_in must be an int >= 1"),
+    (lambda: SAE(8, 16.0), TypeError, "n_latents must be an int"),
+    (lambda: SAE(8, 16, "relu", l1_coeff=float("nan")), ValueError, "l1_coeff must be a finite number"),
+    (lambda: SAE(8, 16, "relu", l1_coeff=-1.0), ValueError, "l1_coeff must be >= 0"),
+    (lambda: SAE(8, 16, "jumprelu", l0_coeff=float("inf")), ValueError, "l0_coeff must be a finite number"),
+    (lambda: SAE(8, 16, "jumprelu", threshold_init=0), ValueError, "threshold_init must be > 0"),
+    (lambda: SAE(8, 16, "jumprelu", threshold_init=-1.0), ValueError, "threshold_init must be > 0"),
+    (lambda: SAE(8, 16, "jumprelu", bandwidth=0.0), ValueError, "bandwidth must be > 0"),
+    (lambda: SAE(8, 16, "relu", seed=1.5), TypeError, "seed must be an int"),
+    (lambda: SAE(8, 16, "relu")(torch.randn(4, 7)), ValueError, "d_in=8"),
+    (lambda: SAE(8, 16, "relu")(torch.ones(4, 8, dtype=torch.long)), TypeError, "dtype"),
+    (lambda: SAE(8, 16, "relu")([1.0] * 8), TypeError, "must be a torch.Tensor"),
+    (lambda: SAE(8, 16, "relu")(_nan_row), ValueError, "non-finite"),
+    (lambda: SAE(8, 16, "relu").decode(torch.randn(3, 15)), ValueError, "n_latents=16"),
+    (lambda: SAE(8, 16, "relu").activate(torch.randn(3, 15)), ValueError, "n_latents=16"),
+    (lambda: SAE(8, 16, "topk", k=2).auxk_loss(_x8, _x8, torch.randn(64, 16), torch.ones(16, dtype=torch.bool), 0), ValueError, "aux_k must be an int >= 1"),
+    (lambda: SAE(8, 16, "topk", k=2).auxk_loss(_x8, _x8, torch.randn(64, 16), torch.ones(15, dtype=torch.bool), 4), ValueError, "dead must have shape (16)"),
+    (lambda: JumpReLUFn.apply(torch.rand(3, 4), torch.rand(4), 0.0), ValueError, "eps must be > 0"),
+    (lambda: StepFn.apply(torch.rand(3, 4), torch.rand(4), float("nan")), ValueError, "eps must be a finite number"),
+    (lambda: train_sae(SAE(8, 16, "relu"), torch.randn(10, 9), 1, bar=False), ValueError, "(N, d_in=8)"),
+    (lambda: train_sae(SAE(8, 16, "relu"), torch.randn(0, 8), 1, bar=False), ValueError, "N >= 1"),
+    (lambda: train_sae(SAE(8, 16, "relu"), _nan_row, 1, bar=False), ValueError, "the first is row 37"),
+    (lambda: train_sae(SAE(8, 16, "relu"), torch.ones(50, 8), 1, bar=False), ValueError, "constant"),
+    (lambda: train_sae(SAE(8, 16, "relu"), _x8, 1, aux_k=99, bar=False), ValueError, "aux_k must be an int in [1, 16]"),
+    (lambda: train_sae(SAE(8, 16, "relu"), _x8, 0, bar=False), ValueError, "steps must be an int >= 1"),
+    (lambda: train_sae(SAE(8, 16, "relu"), _x8, 1, lr=float("nan"), bar=False), ValueError, "lr must be a finite number"),
+    (lambda: train_sae(SAE(8, 16, "relu"), _x8, 1, lr=0.0, bar=False), ValueError, "lr must be > 0"),
+    (lambda: train_sae(SAE(8, 16, "relu"), _x8, 1, batch_size=0, bar=False), ValueError, "batch_size must be an int >= 1"),
+    (lambda: train_sae(SAE(8, 16, "relu"), _x8, 1, decay_frac=1.5, bar=False), ValueError, "decay_frac must be in [0, 1]"),
+    (lambda: train_sae(SAE(8, 16, "relu"), _x8, 1, aux_coeff=-1.0, bar=False), ValueError, "aux_coeff must be >= 0"),
+    (lambda: train_sae(SAE(8, 16, "relu"), _x8, 1, dead_after=0, bar=False), ValueError, "dead_after must be an int >= 1"),
+    (lambda: train_sae(SAE(8, 16, "relu"), "acts", 1, bar=False), TypeError, "activations must be a tensor"),
+    (lambda: train_sae("sae", _x8, 1, bar=False), TypeError, "sae must be an SAE"),
+    (lambda: train_sae(SAE(8, 16, "relu"), lambda b, g: torch.full((b, 8), float("nan")), 1, bar=False), ValueError, "non-finite"),
+    (lambda: train_sae(SAE(8, 16, "relu"), _x8 * 1e20, 1, bar=False), ValueError, "too large"),
+    (lambda: geometric_median(torch.zeros(0, 3)), ValueError, "no rows"),
+    (lambda: geometric_median(torch.tensor([[1.0, float("nan")]])), ValueError, "non-finite"),
+    (lambda: geometric_median(torch.zeros(3)), ValueError, "2-D"),
+    (lambda: geometric_median(torch.zeros(3, 2), iters=0), ValueError, "iters must be an int >= 1"),
+    (lambda: topk_ref(torch.randn(3, 4), 5), ValueError, "k must be an int in [1, 4]"),
+    (lambda: topk_ref(torch.randn(3, 4), 0), ValueError, "k must be an int in [1, 4]"),
+    (lambda: batchtopk_ref(torch.randn(2, 3, 4), 1), ValueError, "2-D"),
+    (lambda: toy_superposition(0), ValueError, "n_samples must be an int >= 1"),
+    (lambda: toy_superposition(10, p=float("nan")), ValueError, "p must be a finite number"),
+    (lambda: toy_superposition(10, p=0.0), ValueError, "p must be in (0, 1]"),
+    (lambda: toy_superposition(10, d=2.5), TypeError, "d must be an int"),
+    (lambda: dictionary_recovery(torch.randn(4, 3), torch.randn(5, 2)), ValueError, "dims"),
+    (lambda: dictionary_recovery(torch.randn(0, 3), torch.randn(5, 3)), ValueError, "need rows"),
+    (lambda: dictionary_recovery(torch.full((4, 3), float("nan")), torch.randn(5, 3)), ValueError, "non-finite"),
+    (lambda: auroc(torch.randn(5), torch.zeros(5)), ValueError, "positives and negatives"),
+    (lambda: auroc(torch.tensor([0.1, float("nan"), 0.3]), torch.tensor([1, 0, 1])), ValueError, "non-finite"),
+    (lambda: auroc(torch.randn(5), torch.tensor([1, 0, 2, 0, 1])), ValueError, "boolean"),
+    (lambda: auroc(torch.randn(5), torch.tensor([1, 0, 1])), ValueError, "5 rows but labels 3"),
+    (lambda: auroc([0.1, 0.2], torch.tensor([1, 0])), TypeError, "scores must be a torch.Tensor"),
+    (lambda: trace_sae([]), ValueError, "reports is empty"),
+    (lambda: trace_sae([{"feature": 1}]), ValueError, "lacks"),
+    (lambda: trace_sae("report"), TypeError, "reports must be a list"),
+]
+
+@pytest.mark.parametrize("call,err,frag", BAD, ids=[str(i) for i in range(len(BAD))])
+def test_bad_input_table(call, err, frag):
+    with pytest.raises(err) as e: call()
+    assert frag in str(e.value), f"message {str(e.value)!r} lacks {frag!r}"
+
+
+def test_bad_input_with_a_model(world_bits):
+    model, tok, data = world_bits
+    sae, hook = SAE(16, 32, "topk", k=4), "blocks.0.resid_post"
+    cases = [
+        (lambda: ActivationStore(model, "blocks.9.resid_post", data), ValueError, "no hook point"),
+        (lambda: ActivationStore(model, hook, data.x.float()), TypeError, "LongTensor of token ids"),
+        (lambda: ActivationStore(model, hook, data.x[:0]), ValueError, "no tokens"),
+        (lambda: ActivationStore(model, hook, data, buffer_windows=0), ValueError, "buffer_windows must be an int >= 1"),
+        (lambda: ActivationStore("model", hook, data), TypeError, "hook points"),
+        (lambda: ActivationStore(model, hook, data).next_batch(0), ValueError, "batch_size must be an int >= 1"),
+        (lambda: evaluate_sae(sae, model, hook, data, n_windows=0), ValueError, "n_windows must be an int >= 1"),
+        (lambda: evaluate_sae(sae, model, hook, data, batch_size=-1), ValueError, "batch_size must be an int >= 1"),
+        (lambda: evaluate_sae(sae, model, hook, data, dense_above=float("nan")), ValueError, "dense_above must be a finite number"),
+        (lambda: evaluate_sae(sae, model, hook, data.x), ValueError, "next-token targets"),
+        (lambda: evaluate_sae(SAE(8, 16, "relu"), model, hook, data), ValueError, "does not match the model width"),
+        (lambda: latent_activations(sae, model, hook, data, n_windows=0), ValueError, "n_windows must be an int >= 1"),
+        (lambda: current_token_labels(data.x, 4), TypeError, "world LMData"),
+        (lambda: current_token_labels(data, 0), ValueError, "n_windows must be an int >= 1"),
+        (lambda: feature_report(sae, model, hook, data, 99, n_windows=4), ValueError, "feature must be an int in [0, 32)"),
+        (lambda: feature_report(sae, model, hook, data, [], n_windows=4), ValueError, "empty list"),
+        (lambda: feature_report(sae, model, hook, data, 1, n_windows=4, bins=0), ValueError, "bins must be an int >= 1"),
+        (lambda: feature_report(sae, model, hook, data, 1, n_windows=4, latents=torch.zeros(4, 16, 31)), ValueError, "latents have shape"),
+        (lambda: logit_effects(sae, model, -1), ValueError, "feature must be an int"),
+        (lambda: logit_effects(sae, model, 1, k=0), ValueError, "k must be an int in [1,"),
+        (lambda: best_features(torch.zeros(2, 3, 5), torch.zeros(2, 3, 4), {}, torch.ones(2, 4, dtype=torch.bool)), ValueError, "valid's shape"),
+    ]
+    for call, err, frag in cases:
+        with pytest.raises(err) as e: call()
+        assert frag in str(e.value), f"message {str(e.value)!r} lacks {frag!r}"
+    if HAS_WIDGETS:
+        with pytest.raises(ValueError, match="needs a trace"): SAEWidget({"features": []})
+
+
+def test_geometric_median_of_huge_values_is_finite_and_scales():
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    m = geometric_median(x)
+    big = geometric_median(x * 2.0 ** 70)                                 # squared norms would overflow float32
+    assert torch.isfinite(big).all() and torch.allclose(big / 2.0 ** 70, m, rtol=1e-4, atol=1e-5)
+
+
+def test_zero_tokens_give_zero_loss_and_zero_gradient():
+    for kind in ACTIVATIONS:
+        sae = SAE(8, 16, kind, **_kw(kind)).train()
+        recon, z, losses = sae(torch.zeros(0, 8))
+        assert recon.shape == (0, 8) and all(v.item() == 0.0 for v in losses.values()), (kind, losses)
+        losses["loss"].backward()
+        assert all(p.grad is None or p.grad.abs().max() == 0 for p in sae.parameters()), kind
+
+
+def test_nonfinite_loss_stops_training_before_the_step():
+    sae = SAE(8, 16, "relu")
+    calls = {"n": 0}
+    def source(b, g):
+        calls["n"] += 1
+        return torch.randn(b, 8, generator=g) * (1e30 if calls["n"] > 5 else 1.0)   # finite, but the loss overflows
+    train_sae(sae, torch.randn(256, 8), 2, batch_size=64, bar=False)
+    before = {k: v.clone() for k, v in sae.state_dict().items()}
+    with pytest.raises(FloatingPointError, match="before the optimizer step"):
+        train_sae(sae, source, 3, batch_size=1024, init_pre_bias=False, bar=False)
+    assert calls["n"] == 6                                                 # 4 for the reference sample, step 0 fine, step 1 stops
+    after = sae.state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values())
+
+
+def test_constant_activations_fvu_is_refused(world_bits):
+    model, tok, data = world_bits
+    hook = "blocks.0.resid_post"
+    with model.hooks({hook: lambda a: torch.ones_like(a)}):
+        with pytest.raises(ValueError, match="FVU has nothing to measure"): evaluate_sae(_identity_sae(16), model, hook, data, n_windows=4)
 
 
 def _identity_sae(d):

@@ -49,7 +49,7 @@ function render({ model, el }) {
   const prev = el_("button", "llm-prev", "◀"), next = el_("button", "llm-next", "▶");
   const title = el_("span", "llm-title");
   const search = el_("input", "llm-search"); search.type = "search";
-  search.placeholder = "search: id, tag or token"; search.setAttribute("aria-label", "search features");
+  search.placeholder = "id, tag or token, then Enter"; search.setAttribute("aria-label", "search features");
   const found = el_("span", "llm-caption llm-found");
   top.append(prev, next, title, search, found);
   const body = el_("div", "llm-body");
@@ -62,11 +62,13 @@ function render({ model, el }) {
   const clamp = (s) => Math.max(0, Math.min(feats().length - 1, s));
   const go = (s) => { model.set("step", clamp(s)); model.save_changes(); };
 
+  // whole-word matching only: a feature id ("8" or "#8"), a world tag ("CITY", "happy word"), or a token ("paris");
+  // a partial word matches nothing, so typing never lands on a feature that merely contains the letters
   function matches(f, q) {
     q = q.trim().toLowerCase();
-    if (!q) return true;
-    if (String(f.feature) === q.replace(/^#/, "")) return true;
-    if (f.tag && f.tag.toLowerCase().includes(q)) return true;
+    if (!q) return false;
+    if (/^#?\d+$/.test(q)) return String(f.feature) === q.replace(/^#/, "");
+    if (f.tag && f.tag.toLowerCase() === q) return true;
     const toks = [...f.logits_pos, ...f.logits_neg].map((p) => String(p[0]).toLowerCase());
     for (const g of f.groups) for (const c of g.contexts) toks.push(String(c.tokens[c.pos]).toLowerCase());
     return toks.some((t) => t === q);
@@ -141,20 +143,20 @@ function render({ model, el }) {
     right.append(contexts(f));
   }
 
-  function doSearch(advance) {
+  function doSearch() {                                         // on Enter: jump to the next feature that matches
     const q = search.value, fs = feats();
     if (!q.trim()) { found.textContent = ""; return; }
     const hits = fs.map((f, i) => (matches(f, q) ? i : -1)).filter((i) => i >= 0);
-    found.textContent = hits.length ? `${hits.length} match${hits.length > 1 ? "es" : ""}` : "no match";
+    found.textContent = hits.length ? `${hits.length} match${hits.length > 1 ? "es" : ""}` : `no feature matches "${q.trim()}"`;
     if (!hits.length) return;
     const cur = clamp(model.get("step"));
-    go(advance ? (hits.find((i) => i > cur) ?? hits[0]) : hits[0]);     // typing: first hit; Enter: the next one
+    go(hits.find((i) => i > cur) ?? hits[0]);
   }
 
   prev.addEventListener("click", () => go(model.get("step") - 1));
   next.addEventListener("click", () => go(model.get("step") + 1));
-  search.addEventListener("input", () => doSearch(false));
-  search.addEventListener("keydown", (e) => { if (e.key === "Enter") doSearch(true); });
+  search.addEventListener("input", () => { found.textContent = search.value.trim() ? "Enter to search" : ""; });
+  search.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); doSearch(); } });
   model.on("change:step", draw);
   model.on("change:trace", draw);
   draw();
