@@ -22,10 +22,6 @@ def test_group_advantages_properties(rs, n_groups):
     torch.testing.assert_close(a.view(n_groups, G).sum(1), torch.zeros(n_groups), atol=1e-4, rtol=0)
     if len(set(rs)) == 1: assert (a == 0).all()        # all-equal group: exactly zero, never NaN
 
-@pytest.mark.parametrize("bad, msg", [((torch.ones(6), 4), "does not divide"), ((torch.ones(2, 2), 2), "must be 1-D"),
-                                      ((torch.ones(4), 0), "positive int"), ((torch.ones(4), 2, "std"), "scale must be")])
-def test_group_advantages_errors(bad, msg):
-    with pytest.raises(ValueError, match=msg): group_advantages(*bad)
 
 class TinyLM(torch.nn.Module):
     def __init__(self, V=11, d=8):
@@ -45,7 +41,7 @@ def test_sequence_logprobs_masks_prompt_and_padding():
     # changing a padded (masked) completion token changes nothing
     comp2 = comp.clone(); comp2[0, 2] = 1
     torch.testing.assert_close(sequence_logprobs(m, prompts, comp2, mask), lp)
-    with pytest.raises(ValueError, match="must both be"): sequence_logprobs(m, prompts, comp, mask[:, :2])
+    with pytest.raises(ValueError, match=r"mask must have shape \(2 3\)"): sequence_logprobs(m, prompts, comp, mask[:, :2])
     with pytest.raises(ValueError, match="2 prompts but 1"): sequence_logprobs(m, prompts, comp[:1], mask[:1])
 
 @pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
@@ -55,10 +51,10 @@ def test_ratio_one_matches_reinforce_with_group_mean_baseline(loss_type):
     mask = (torch.rand(8, 5) > 0.3).float(); mask[:, 0] = 1
     lp = torch.randn(8, 5, requires_grad=True)
     A = group_advantages(r, 4, "none")
-    loss, m = grpo_loss(lp, lp.detach(), A, mask, loss_type=loss_type)
-    assert abs(loss.item() + {"grpo": (A * 1).mean(), "dr_grpo": (A[:, None] * mask).sum() / 40, "dapo": (A[:, None] * mask).sum() / mask.sum()}[loss_type].item()) < 1e-6
+    loss, m = grpo_loss(lp, lp.detach(), A, mask, loss_type=loss_type, max_len=7)     # a budget of 7 tokens > C = 5
+    assert abs(loss.item() + {"grpo": (A * 1).mean(), "dr_grpo": (A[:, None] * mask).sum() / 56, "dapo": (A[:, None] * mask).sum() / mask.sum()}[loss_type].item()) < 1e-6
     g = torch.autograd.grad(loss, lp)[0]
-    norm = {"grpo": mask.sum(1, keepdim=True) * 8, "dr_grpo": torch.full((8, 1), 40.0), "dapo": mask.sum().expand(8, 1)}[loss_type]
+    norm = {"grpo": mask.sum(1, keepdim=True) * 8, "dr_grpo": torch.full((8, 1), 56.0), "dapo": mask.sum().expand(8, 1)}[loss_type]
     surrogate = -((r - r.view(2, 4).mean(1).repeat_interleave(4))[:, None] * lp * mask / norm).sum()   # REINFORCE
     torch.testing.assert_close(g, torch.autograd.grad(surrogate, lp)[0])
     assert m["mean_ratio"] == pytest.approx(1.0) and m["clip_fraction"] == 0.0
@@ -85,9 +81,9 @@ def test_k3_kl_nonnegative_and_zero_when_policies_match():
 
 def test_loss_shape_and_type_errors():
     lp = torch.zeros(4, 3)
-    with pytest.raises(ValueError, match="logp_old has shape"): grpo_loss(lp, torch.zeros(4, 2), torch.zeros(4), torch.ones(4, 3))
-    with pytest.raises(ValueError, match="advantages must be"): grpo_loss(lp, lp, torch.zeros(3), torch.ones(4, 3))
-    with pytest.raises(ValueError, match="loss_type must be"): grpo_loss(lp, lp, torch.zeros(4), torch.ones(4, 3), loss_type="ppo")
+    with pytest.raises(ValueError, match=r"logp_old must have shape \(4 3\)"): grpo_loss(lp, torch.zeros(4, 2), torch.zeros(4), torch.ones(4, 3))
+    with pytest.raises(ValueError, match=r"advantages must have shape"): grpo_loss(lp, lp, torch.zeros(3), torch.ones(4, 3))
+    with pytest.raises(ValueError, match="loss_type must be one of"): grpo_loss(lp, lp, torch.zeros(4), torch.ones(4, 3), loss_type="ppo")
 
 def test_sampler_masks_after_stop():
     class Const(torch.nn.Module):              # always emits token 2, which is a stop token
@@ -133,9 +129,260 @@ def test_dynamic_sampling_drops_zero_variance_groups():
     m, _, _ = tr.step()
     assert m["zero_std_frac"] == 1.0 and torch.equal(model.table.weight, w0)   # nothing to learn: no update
 
-@pytest.mark.parametrize("kw, msg", [({"group_size": 1}, "group_size must be >= 2"), ({"mu": 0}, "mu"),
-                                     ({"beta": 0.1}, "needs ref_model"), ({"loss_type": "x"}, "loss_type")])
-def test_trainer_errors(kw, msg):
-    args = dict(group_size=4, encode=lambda s: [0], decode=str, plot=False) | kw
-    with pytest.raises(ValueError, match=msg): GRPOTrainer(Bigram(), [FirstIsThree()], lambda t, x: 0.0, **args)
-    with pytest.raises(ValueError, match="tasks is empty"): GRPOTrainer(Bigram(), [], lambda t, x: 0.0, group_size=4, encode=str, decode=str)
+
+
+# ---------------------------------------------------------------- Dr. GRPO's constant budget
+def test_dr_grpo_divides_by_a_constant_budget_not_the_batch_width():
+    "The same completions padded to 3 or 12 columns (a batch whose longest completion is 3 or 12) give the same loss."
+    lp = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, -0.7, -0.9]]); mask = torch.tensor([[1., 1, 0], [1, 1, 1]])
+    A = torch.tensor([1.0, -1.0])
+    def run(width):
+        x = F.pad(lp, (0, width - 3)).requires_grad_()
+        loss, _ = grpo_loss(x, x.detach() + 0.1, A, F.pad(mask, (0, width - 3)), loss_type="dr_grpo", max_len=16)
+        return loss, torch.autograd.grad(loss, x)[0][:, :3]
+    (l3, g3), (l12, g12) = run(3), run(12)
+    torch.testing.assert_close(l3, l12); torch.testing.assert_close(g3, g12)
+    ratio = torch.exp(torch.tensor(-0.1))                      # pi/pi_old, inside the clip range
+    expected = -(ratio * (A[:, None] * mask)).sum() / (2 * 16)  # N x max_len
+    torch.testing.assert_close(l3, expected)
+    with pytest.raises(ValueError, match="pass max_len"): grpo_loss(lp, lp, A, mask, loss_type="dr_grpo")
+    with pytest.raises(ValueError, match="max_len must be an int >= 3"): grpo_loss(lp, lp, A, mask, loss_type="dr_grpo", max_len=2)
+
+def test_trainer_passes_max_new_tokens_as_the_dr_grpo_budget(monkeypatch):
+    import llmlab.grpo as g
+    seen = []
+    real = g.grpo_loss
+    monkeypatch.setattr(g, "grpo_loss", lambda *a, **k: (seen.append(k.get("max_len")), real(*a, **k))[1])
+    tr = GRPOTrainer(Bigram(), [FirstIsThree()], lambda t, x: float(t.check(x)), group_size=4, encode=lambda s: [0],
+                     decode=lambda ids: " ".join(map(str, ids)), max_new_tokens=3, loss_type="dr_grpo", snapshot_every=0, plot=False)
+    for _ in range(5): tr.step()
+    assert seen and set(seen) == {3}
+
+# ---------------------------------------------------------------- the widget trace against the reference
+ENC, DEC = (lambda s: [0]), (lambda ids: " ".join(map(str, ids)))
+
+def test_trace_per_token_change_matches_logprobs_under_the_saved_models():
+    import copy
+    from llmlab.grpo import _pad_rows
+    torch.manual_seed(0); model = Bigram()
+    reward = lambda t, x: float(t.check(x))
+    tr = GRPOTrainer(model, [FirstIsThree()], reward, group_size=8, encode=ENC, decode=DEC, prompts_per_step=2,
+                     max_new_tokens=3, stop_ids=(5,), lr=0.05, snapshot_every=3, plot=False, seed=0)
+    models = {0: copy.deepcopy(model)}
+    for _ in range(3):
+        tr.train(3); models[len(tr.history)] = copy.deepcopy(model)
+    t = trace_grpo(tr)
+    assert [(s["step"], s["until"]) for s in t["snapshots"]] == [(0, 3), (3, 6), (6, 9)]
+    for s, raw in zip(t["snapshots"], tr.snapshots):
+        comp, mask = _pad_rows([g["ids"] for g in raw["group"]])
+        prompts = [torch.tensor([0])] * 8
+        lp0 = sequence_logprobs(models[s["step"]], prompts, comp, mask)
+        lp1 = sequence_logprobs(models[s["until"]], prompts, comp, mask)
+        rewards = torch.tensor([reward(FirstIsThree(), DEC(g["ids"])) for g in raw["group"]])
+        adv = group_advantages(rewards, 8)
+        for i, g in enumerate(s["group"]):
+            ids = raw["group"][i]["ids"]; n = len(ids)
+            assert g["tokens"] == [DEC([x]) for x in ids] and g["reward"] == rewards[i].item()
+            assert g["advantage"] == pytest.approx(adv[i].item(), abs=1e-5)
+            torch.testing.assert_close(torch.tensor(g["logp"]), lp0[i, :n], atol=2e-5, rtol=0)
+            torch.testing.assert_close(torch.tensor(g["dlogp"]), (lp1 - lp0)[i, :n], atol=2e-5, rtol=0)
+    # the per-token signal says more than the sequence's advantage: tokens of one completion move differently
+    assert any(len({round(d, 4) for d in g["dlogp"]}) > 1 for s in t["snapshots"] for g in s["group"])
+
+def test_trace_accuracy_curve_holds_the_eval_fn_values():
+    torch.manual_seed(0)
+    model = Bigram()
+    tr = GRPOTrainer(model, [FirstIsThree()], lambda t, x: float(t.check(x)), group_size=8, encode=ENC, decode=DEC,
+                     prompts_per_step=2, max_new_tokens=3, stop_ids=(5,), lr=0.05, snapshot_every=5, plot=False)
+    calls = []
+    def eval_fn(m):
+        calls.append(greedy_accuracy(m, [FirstIsThree()], ENC, DEC, 3, (5,))); return calls[-1]
+    tr.train(12, eval_fn=eval_fn, eval_every=5)
+    acc = trace_grpo(tr)["curves"]["accuracy"]
+    assert [i for i, a in enumerate(acc) if a is not None] == [0, 5, 10, 11]
+    assert [a for a in acc if a is not None] == calls
+    assert all(s["until"] is not None and all(g["dlogp"] is not None for g in s["group"]) for s in trace_grpo(tr)["snapshots"])
+
+# ---------------------------------------------------------------- non-finite values stop the run, weights intact
+def buggy_reward(task, text): return float("nan") if text.startswith("3") else 0.0
+
+def test_nan_reward_is_refused_with_the_function_and_the_completion_named():
+    torch.manual_seed(0); model = Bigram()
+    tr = GRPOTrainer(model, [FirstIsThree()], buggy_reward, group_size=8, encode=ENC, decode=DEC, max_new_tokens=3,
+                     snapshot_every=0, plot=False)
+    w0 = model.table.weight.detach().clone()
+    with pytest.raises(ValueError, match=r"reward_fn buggy_reward on prompt 'go', completion '3.*returned nan"):
+        tr.train(20)
+    assert torch.isfinite(model.table.weight).all()
+    for bad, err in ((lambda t, x: float("inf"), ValueError), (lambda t, x: "1", None), (lambda t, x: None, TypeError),
+                     (lambda t, x: [1.0], TypeError)):
+        tr = GRPOTrainer(Bigram(), [FirstIsThree()], bad, group_size=4, encode=ENC, decode=DEC, snapshot_every=0, plot=False)
+        if err is None: tr.step()          # a numeric string is a number (float('1'))
+        else:
+            with pytest.raises(err, match="reward_fn"): tr.step()
+
+class NaNWhenTraining(Bigram):
+    "Finite logits while sampling (no grad), NaN once gradients are on: the trainer must stop before the optimizer step."
+    def forward(self, idx):
+        out = self.table(idx)
+        return out * float("nan") if torch.is_grad_enabled() else out
+
+class InfGrad(Bigram):
+    "Finite loss, infinite gradient (sqrt at 0)."
+    def __init__(self):
+        super().__init__(); self.s = torch.nn.Parameter(torch.zeros(1))
+    def forward(self, idx): return self.table(idx) + torch.sqrt(self.s)
+
+@pytest.mark.parametrize("cls, msg", [(NaNWhenTraining, "log-probabilities are not finite"), (InfGrad, "gradient norm is")])
+def test_non_finite_loss_or_gradient_stops_before_the_optimizer_step(cls, msg):
+    torch.manual_seed(0); model = cls()
+    with torch.no_grad(): model.table.weight.normal_()
+    w0 = [p.detach().clone() for p in model.parameters()]
+    tr = GRPOTrainer(model, [FirstIsThree()], lambda t, x: float(t.check(x)), group_size=8, encode=ENC, decode=DEC,
+                     prompts_per_step=2, max_new_tokens=3, snapshot_every=0, plot=False)
+    with pytest.raises(FloatingPointError, match=msg):
+        for _ in range(20): tr.step()      # a step whose groups all score the same has nothing to update
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), w0))
+
+# ---------------------------------------------------------------- bad input: every public function
+_lp, _m = torch.zeros(2, 3), torch.ones(2, 3)
+
+class WithVocab(Bigram):
+    "A model that states its vocabulary, as llmlab.gpt.GPT does."
+    class config: vocab_size = 6
+_tiny = TinyLM()
+_ok = dict(group_size=4, encode=ENC, decode=DEC, plot=False)
+_trainer = lambda **kw: GRPOTrainer(Bigram(), [FirstIsThree()], lambda t, x: 0.0, **(_ok | kw))
+_nan = float("nan")
+
+BAD = [
+    # group_advantages
+    (lambda: group_advantages(torch.ones(6), 4), ValueError, "does not divide"),
+    (lambda: group_advantages(torch.ones(2, 2), 2), ValueError, "rewards must be 1-D"),
+    (lambda: group_advantages(torch.ones(4), 0), ValueError, "group_size must be an int >= 1"),
+    (lambda: group_advantages(torch.ones(4), 2.0), TypeError, "group_size must be an int"),
+    (lambda: group_advantages(torch.ones(4), 2, "std"), ValueError, "scale must be one of"),
+    (lambda: group_advantages([1.0, _nan, 0.0, 1.0], 2), ValueError, "rewards has 1 non-finite"),
+    (lambda: group_advantages(torch.tensor([1.0, float("inf")]), 2), ValueError, "rewards has 1 non-finite"),
+    (lambda: group_advantages(torch.ones(4), 2, "group", _nan), ValueError, "eps must be a finite number"),
+    (lambda: group_advantages(torch.ones(4), 2, "group", -1.0), ValueError, "eps must be > 0"),
+    (lambda: group_advantages(torch.tensor([]), 2), ValueError, "rewards is empty"),
+    (lambda: group_advantages("abc", 2), TypeError, "rewards must be a 1-D tensor or a list of numbers"),
+    (lambda: group_advantages(None, 2), TypeError, "rewards must be"),
+    # sequence_logprobs
+    (lambda: sequence_logprobs(_tiny, [torch.tensor([1])], torch.zeros(1, 2), torch.ones(1, 2)), TypeError, "integer token ids"),
+    (lambda: sequence_logprobs(_tiny, [torch.tensor([1])], torch.ones(1, 2).long(), torch.ones(1, 3)), ValueError, "mask must have shape (1 2)"),
+    (lambda: sequence_logprobs(_tiny, [torch.tensor([1])], torch.ones(2).long(), torch.ones(2)), ValueError, "completions must be 2-D"),
+    (lambda: sequence_logprobs(_tiny, [torch.tensor([1])], torch.ones(1, 2).long(), torch.full((1, 2), 2)), ValueError, "only 0 and 1"),
+    (lambda: sequence_logprobs(_tiny, [torch.tensor([1])] * 2, torch.ones(1, 2).long(), torch.ones(1, 2)), ValueError, "2 prompts but 1"),
+    (lambda: sequence_logprobs(_tiny, [torch.tensor([], dtype=torch.long)], torch.ones(1, 2).long(), torch.ones(1, 2)), ValueError, "at least one token"),
+    (lambda: sequence_logprobs(_tiny, [torch.tensor([1])], torch.tensor([[-1, 2]]), torch.ones(1, 2)), ValueError, "outside the vocabulary"),
+    (lambda: sequence_logprobs(_tiny, [torch.tensor([1])], torch.tensor([[1, 11]]), torch.ones(1, 2)), ValueError, "outside the vocabulary [0, 11)"),
+    (lambda: sequence_logprobs(_tiny, [torch.tensor([99])], torch.tensor([[1, 2]]), torch.ones(1, 2)), (ValueError, IndexError), ""),
+    (lambda: sequence_logprobs(_tiny, [], torch.zeros(0, 2).long(), torch.zeros(0, 2)), ValueError, "completions is empty"),
+    (lambda: sequence_logprobs(None, [torch.tensor([1])], torch.ones(1, 2).long(), torch.ones(1, 2)), TypeError, "model must be"),
+    (lambda: sequence_logprobs(_tiny, 5, torch.ones(1, 2).long(), torch.ones(1, 2)), TypeError, "prompts must be"),
+    (lambda: sequence_logprobs(_tiny, [torch.tensor([1.5])], torch.ones(1, 2).long(), torch.ones(1, 2)), TypeError, "prompts[0] must hold integer"),
+    # grpo_loss
+    (lambda: grpo_loss(torch.zeros(3), torch.zeros(3), torch.zeros(1), torch.ones(3)), ValueError, "logp must be 2-D"),
+    (lambda: grpo_loss(_lp.long(), _lp, torch.zeros(2), _m), TypeError, "logp must have dtype float"),
+    (lambda: grpo_loss(_lp, torch.zeros(2, 2), torch.zeros(2), _m), ValueError, "logp_old must have shape (2 3)"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(3), _m), ValueError, "advantages must have shape (2)"),
+    (lambda: grpo_loss(_lp, _lp, torch.tensor([0.0, _nan]), _m), ValueError, "advantages has 1 non-finite"),
+    (lambda: grpo_loss(_lp, torch.full((2, 3), _nan), torch.zeros(2), _m), ValueError, "logp_old has 6 non-finite"),
+    (lambda: grpo_loss(torch.full((2, 3), _nan), _lp, torch.zeros(2), _m), ValueError, "logp has 6 non-finite"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), _m, eps_low=_nan), ValueError, "eps_low must be a finite number"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), _m, eps_low=-0.1), ValueError, "eps_low must be in [0, 1]"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), _m, eps_high=-1.0), ValueError, "eps_high must be >= 0"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), _m, eps_high=float("inf")), ValueError, "eps_high must be a finite"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), _m, _lp, beta=_nan), ValueError, "beta must be a finite"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), _m, beta=0.1), ValueError, "needs logp_ref"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), _m, loss_type="ppo"), ValueError, "loss_type must be one of"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), _m * 0.5), ValueError, "mask must hold only 0 and 1"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), _m, loss_type="dr_grpo", max_len=2.5), TypeError, "max_len must be an int"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), _m, logp_ref=torch.zeros(1, 3)), ValueError, "logp_ref must have shape"),
+    (lambda: grpo_loss(_lp, _lp, torch.zeros(2), "mask"), TypeError, "mask must be a torch.Tensor"),
+    # sample_completions, greedy_accuracy
+    (lambda: sample_completions(Bigram(), [0], 0, 3), ValueError, "n must be an int >= 1"),
+    (lambda: sample_completions(Bigram(), [0], 2, 0), ValueError, "max_new_tokens must be an int >= 1"),
+    (lambda: sample_completions(Bigram(), [0], 2, 3, temperature=_nan), ValueError, "temperature must be a finite"),
+    (lambda: sample_completions(Bigram(), [], 2, 3), ValueError, "prompt is empty"),
+    (lambda: sample_completions(Bigram(), [-1], 2, 3), ValueError, "prompt ids must be an int >= 0"),
+    (lambda: sample_completions("model", [0], 2, 3), TypeError, "model must be a torch.nn.Module"),
+    (lambda: greedy_accuracy(Bigram(), [], ENC, DEC, 3), ValueError, "tasks is empty"),
+    (lambda: greedy_accuracy(Bigram(), [1], ENC, DEC, 3), TypeError, "tasks[0] must have a str .prompt"),
+    (lambda: greedy_accuracy(Bigram(), [FirstIsThree()], lambda s: [], DEC, 3), ValueError, "encode('go') must return a non-empty"),
+    (lambda: greedy_accuracy(Bigram(), [FirstIsThree()], ENC, DEC, 0), ValueError, "max_new_tokens must be an int >= 1"),
+    (lambda: greedy_accuracy(Bigram(), [FirstIsThree()], ENC, DEC, 3, batch_size=0), ValueError, "batch_size must be an int >= 1"),
+    (lambda: greedy_accuracy(Bigram(), [FirstIsThree()], None, DEC, 3), TypeError, "encode must be callable"),
+    # GRPOTrainer: every hyper-parameter at construction
+    (lambda: _trainer(group_size=1), ValueError, "group_size must be an int >= 2"),
+    (lambda: _trainer(mu=0), ValueError, "mu must be an int >= 1"),
+    (lambda: _trainer(beta=_nan), ValueError, "beta must be a finite number"),
+    (lambda: _trainer(beta=-0.1), ValueError, "beta must be >= 0"),
+    (lambda: _trainer(beta=0.1), ValueError, "needs ref_model"),
+    (lambda: _trainer(loss_type="x"), ValueError, "loss_type must be one of"),
+    (lambda: _trainer(eps_low=_nan), ValueError, "eps_low must be a finite number"),
+    (lambda: _trainer(eps_low=-0.2), ValueError, "eps_low must be in [0, 1]"),
+    (lambda: _trainer(eps_high=float("inf")), ValueError, "eps_high must be a finite number"),
+    (lambda: _trainer(lr=0.0), ValueError, "lr must be > 0"),
+    (lambda: _trainer(lr=_nan), ValueError, "lr must be a finite number"),
+    (lambda: _trainer(temperature=0.0), ValueError, "temperature must be > 0"),
+    (lambda: _trainer(grad_clip=-1.0), ValueError, "grad_clip must be >= 0"),
+    (lambda: _trainer(prompts_per_step=0), ValueError, "prompts_per_step must be an int >= 1"),
+    (lambda: _trainer(max_new_tokens=0), ValueError, "max_new_tokens must be an int >= 1"),
+    (lambda: _trainer(snapshot_every=-1), ValueError, "snapshot_every must be an int >= 0"),
+    (lambda: _trainer(seed=-1), ValueError, "seed must be an int >= 0"),
+    (lambda: _trainer(scale="x"), ValueError, "scale must be one of"),
+    (lambda: _trainer(stop_ids=("a",)), TypeError, "stop_ids must be an int"),
+    (lambda: _trainer(dynamic_sampling="yes"), TypeError, "dynamic_sampling must be a bool"),
+    (lambda: _trainer(plot="no"), TypeError, "plot must be None or a bool"),
+    (lambda: _trainer(probe_task=object()), TypeError, "tasks[0] must have a str .prompt"),
+    (lambda: _trainer(ref_model="ref", beta=0.1), TypeError, "ref_model must be a torch.nn.Module"),
+    (lambda: _trainer(encode=None), TypeError, "encode must be callable"),
+    (lambda: GRPOTrainer(Bigram(), [FirstIsThree()], None, **_ok), TypeError, "reward_fn must be callable"),
+    (lambda: GRPOTrainer("model", [FirstIsThree()], lambda t, x: 0.0, **_ok), TypeError, "model must be a torch.nn.Module"),
+    (lambda: GRPOTrainer(Bigram(), [], lambda t, x: 0.0, **_ok), ValueError, "tasks is empty"),
+    (lambda: GRPOTrainer(Bigram(), 5, lambda t, x: 0.0, **_ok), TypeError, "tasks must be a sequence"),
+    (lambda: GRPOTrainer(Bigram().requires_grad_(False), [FirstIsThree()], lambda t, x: 0.0, **_ok), ValueError, "no trainable parameters"),
+    # GRPOTrainer at run time
+    (lambda: _trainer().train(0), ValueError, "steps must be an int >= 1"),
+    (lambda: _trainer().train(2, eval_fn=3), TypeError, "eval_fn must be callable"),
+    (lambda: _trainer().train(2, eval_fn=lambda m: 1.0, eval_every=0), ValueError, "eval_every must be an int >= 1"),
+    (lambda: _trainer(snapshot_every=0).train(1, eval_fn=lambda m: _nan), ValueError, "eval_fn(model) must be a finite number"),
+    (lambda: _trainer(encode=lambda s: "go").step(), ValueError, "encode('go') must return a non-empty list"),
+    (lambda: trace_grpo("trainer"), TypeError, "trainer must be a GRPOTrainer"),
+    (lambda: _trainer().rollout([]), ValueError, "tasks is empty"),
+    (lambda: sample_completions(WithVocab(), [0], 2, 3, stop_ids=(6,)), ValueError, "stop_ids must be an int in [0, 5], got 6"),
+    (lambda: sample_completions(WithVocab(), [6], 2, 3), ValueError, "prompt ids must be an int in [0, 5], got 6"),
+    (lambda: sample_completions(WithVocab(), [0], 2, 3, stop_ids="5"), TypeError, "stop_ids must be ints"),
+    (lambda: GRPOTrainer(WithVocab(), [FirstIsThree()], lambda t, x: 0.0, **(_ok | {"stop_ids": (9,)})), ValueError, "stop_ids must be an int in [0, 5]"),
+]
+
+@pytest.mark.parametrize("k", range(len(BAD)))
+def test_bad_input(k):
+    call, err, msg = BAD[k]
+    with pytest.raises(err) as e: call()
+    assert msg in str(e.value), (k, str(e.value))
+
+def test_degenerate_input_documented_results():
+    # a batch of zero tokens (all masked) has loss 0 and zero gradient, for every loss_type
+    for lt in ("grpo", "dapo", "dr_grpo"):
+        lp = torch.randn(2, 3, requires_grad=True)
+        loss, m = grpo_loss(lp, lp.detach(), torch.tensor([1.0, -1.0]), torch.zeros(2, 3), loss_type=lt, max_len=3)
+        assert loss.item() == 0.0 and m["clip_fraction"] == 0.0
+        assert torch.equal(torch.autograd.grad(loss, lp)[0], torch.zeros(2, 3))
+    # zero completions: loss 0 too
+    lp0 = torch.zeros(0, 3, requires_grad=True)
+    assert grpo_loss(lp0, lp0.detach(), torch.zeros(0), torch.zeros(0, 3))[0].item() == 0.0
+    # boolean rewards are numbers; one group of one reward has advantage 0
+    assert group_advantages([True, False], 2).tolist() == pytest.approx([0.7071, -0.7071], abs=1e-3)
+    assert group_advantages([3.0], 1).tolist() == [0.0]
+
+def test_runaway_ratio_gives_a_large_finite_loss():
+    lp = torch.tensor([[0.0, -1.0]], requires_grad=True)
+    for lt in ("grpo", "dapo", "dr_grpo"):
+        loss, m = grpo_loss(lp, lp.detach() - 1000.0, torch.tensor([-1.0]), torch.ones(1, 2), loss_type=lt, max_len=2,
+                            logp_ref=lp.detach() - 1000.0, beta=0.1)
+        assert torch.isfinite(loss) and loss.item() > 1e8 and math.isfinite(m["kl"]) and math.isfinite(m["mean_ratio"])
+        assert torch.isfinite(torch.autograd.grad(loss, lp)[0]).all()
