@@ -11,16 +11,18 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .lab import seed_everything, get_device, progress, LivePlot, cache_dir
+from .lab import (seed_everything, get_device, progress, LivePlot, cache_dir, check_int, check_float, check_choice,
+                        check_tensor, check_name, threads, LabWidget, HAS_WIDGETS, widget_esm)
 
 # %% auto #0
 __all__ = ['ATTENTION', 'LINEAR', 'MLP', 'PLUGINS', 'register_attention', 'register_linear', 'register_mlp', 'HOOK_POINTS',
-           'PRESETS', 'WORLD_MIX', 'GPTConfig', 'get_attention', 'get_linear', 'get_mlp', 'causal_mask',
-           'attention_ref', 'attention_sdpa', 'RMSNorm', 'rope_tables', 'apply_rope', 'dense_linear', 'SwiGLU',
-           'HookPoint', 'KVCache', 'Attention', 'Block', 'GPT', 'flops_per_token', 'sample_logits', 'generate',
-           'complete', 'lr_schedule', 'get_batch', 'evaluate', 'train', 'save', 'load', 'train_preset', 'pretrained',
+           'CKPT_FORMAT', 'PRESETS', 'WORLD_MIX', 'GPTConfig', 'get_attention', 'get_linear', 'get_mlp', 'causal_mask',
+           'attention_probs', 'attention_ref', 'attention_sdpa', 'RMSNorm', 'rope_tables', 'apply_rope', 'dense_linear',
+           'SwiGLU', 'HookPoint', 'KVCache', 'Attention', 'Block', 'GPT', 'forward', 'hook_names', 'hooks',
+           'run_with_cache', 'run_with_attention', 'flops_per_token', 'sample_logits', 'generate', 'complete',
+           'lr_schedule', 'get_batch', 'evaluate', 'train', 'save', 'load', 'train_preset', 'pretrained', 'main',
            'world_data', 'world_of', 'ngram_baselines', 'dataset_loss', 'task_accuracy', 'sentiment_consistency',
-           'world_eval']
+           'world_eval', 'trace_attention', 'AttentionWidget']
 
 # %% ../nbs/03_gpt.ipynb #3ea47c6f
 @dataclass
@@ -44,12 +46,11 @@ class GPTConfig:
     init_std: float = 0.02        # std of the normal init of every weight matrix
 
     def __post_init__(self):
+        "Validate every field (the bad-input policy of `llmlab.lab`): wrong kind -> TypeError, wrong value -> ValueError."
         if self.n_kv_head is None: self.n_kv_head = self.n_head
-        if self.d_ff is None: self.d_ff = 8 * math.ceil(math.ceil(8 * self.d_model / 3) / 8)
+        if self.d_ff is None and isinstance(self.d_model, int): self.d_ff = 8 * math.ceil(math.ceil(8 * self.d_model / 3) / 8)
         for name in ("vocab_size", "ctx_len", "n_layer", "n_head", "n_kv_head", "d_model", "d_ff"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive int, got {v!r}")
+            setattr(self, name, check_int(f"GPTConfig.{name}", getattr(self, name), lo=1))
         if self.d_model % self.n_head:
             raise ValueError(f"GPTConfig: n_head={self.n_head} must divide d_model={self.d_model} (head size d_model / n_head)")
         if self.n_head % self.n_kv_head:
@@ -58,9 +59,13 @@ class GPTConfig:
             raise ValueError(f"GPTConfig: head size d_model/n_head={self.d_model // self.n_head} must be even for RoPE")
         if not isinstance(self.causal, bool): raise TypeError(f"GPTConfig.causal must be a bool, got {self.causal!r}")
         for name in ("attention", "linear", "mlp"):
-            if not isinstance(getattr(self, name), str): raise TypeError(f"GPTConfig.{name} must be a registry name (str), got {getattr(self, name)!r}")
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v: raise TypeError(f"GPTConfig.{name} must be a registry name (non-empty str), got {v!r}")
         for name in ("linear_kwargs", "mlp_kwargs"):
             if not isinstance(getattr(self, name), dict): raise TypeError(f"GPTConfig.{name} must be a dict, got {getattr(self, name)!r}")
+        self.rope_base = check_float("GPTConfig.rope_base", self.rope_base, lo=1, lo_open=True)   # base^(-2i/D) must decrease
+        self.norm_eps = check_float("GPTConfig.norm_eps", self.norm_eps, lo=0, lo_open=True)      # 0 gives NaN on a zero row
+        self.init_std = check_float("GPTConfig.init_std", self.init_std, lo=0, lo_open=True)
 
     @property
     def head_dim(self) -> int:
@@ -125,7 +130,19 @@ def get_mlp(name: str) -> Callable:
 # %% ../nbs/03_gpt.ipynb #2bc0e63c
 def causal_mask(Tq: int, Tk: int, device=None) -> torch.Tensor:
     "Boolean (Tq, Tk) mask, True where query i may see key j: j <= i + Tk - Tq (bottom-right aligned)."
+    check_int("Tq", Tq, lo=0); check_int("Tk", Tk, lo=0)
     return torch.ones(Tq, Tk, dtype=torch.bool, device=device).tril(diagonal=Tk - Tq)
+
+def _check_qkv(q, k, v):
+    "q (B, H, Tq, D), k and v (B, Hkv, Tk, D) with Hkv dividing H, one dtype and device; else an error naming the tensor."
+    for name, x in (("q", q), ("k", k), ("v", v)): check_tensor(name, x, ndim=4, dtype="float")
+    if k.shape != v.shape: raise ValueError(f"k and v must have one shape (B, Hkv, Tk, D), got {tuple(k.shape)} and {tuple(v.shape)}")
+    if q.shape[0] != k.shape[0] or q.shape[3] != k.shape[3]:
+        raise ValueError(f"q (B, H, Tq, D)={tuple(q.shape)} and k (B, Hkv, Tk, D)={tuple(k.shape)} must agree in B and D")
+    if q.shape[1] % k.shape[1]: raise ValueError(f"query heads H={q.shape[1]} must be a multiple of KV heads Hkv={k.shape[1]}")
+    if not (q.dtype == k.dtype == v.dtype) or not (q.device == k.device == v.device):
+        raise ValueError(f"q, k, v must share dtype and device, got {q.dtype}/{k.dtype}/{v.dtype} on {q.device}/{k.device}/{v.device}")
+    if k.shape[2] < 1: raise ValueError(f"k and v hold no keys (Tk=0); attention needs at least one")
 
 def _expand_kv(q, k, v):
     "Repeat the KV heads so each of the H query heads has its own: (B, Hkv, T, D) -> (B, H, T, D)."
@@ -134,45 +151,67 @@ def _expand_kv(q, k, v):
     if H == Hkv: return k, v
     return k.repeat_interleave(H // Hkv, dim=1), v.repeat_interleave(H // Hkv, dim=1)
 
-@register_attention("naive")
-def attention_ref(q, k, v, causal: bool) -> torch.Tensor:
-    "Reference attention: explicit scores, mask, softmax. q (B, H, Tq, D), k/v (B, Hkv, Tk, D) -> (B, H, Tq, D)."
-    k, v = _expand_kv(q, k, v)
+def attention_probs(q, k, causal: bool) -> torch.Tensor:
+    "The attention weights softmax(q k^T / sqrt(D)) (B, H, Tq, Tk), causal mask bottom-right; a row with no visible key is 0."
+    _check_qkv(q, k, k)
+    k, _ = _expand_kv(q, k, k)
     Tq, Tk, D = q.shape[2], k.shape[2], q.shape[3]
     att = (q @ k.transpose(-2, -1)) / math.sqrt(D)                            # (B, H, Tq, Tk)
     if causal: att = att.masked_fill(~causal_mask(Tq, Tk, q.device), float("-inf"))
-    return att.softmax(dim=-1) @ v                                            # (B, H, Tq, D)
+    p = att.softmax(dim=-1)
+    if causal and Tq > Tk: p = p.masked_fill(~causal_mask(Tq, Tk, q.device).any(-1, keepdim=True), 0.0)   # rows before key 0
+    return p
+
+@register_attention("naive")
+def attention_ref(q, k, v, causal: bool) -> torch.Tensor:
+    "Reference attention: explicit scores, mask, softmax. q (B, H, Tq, D), k/v (B, Hkv, Tk, D) -> (B, H, Tq, D)."
+    _check_qkv(q, k, v)
+    _, v = _expand_kv(q, k, v)
+    return attention_probs(q, k, causal) @ v                                  # (B, H, Tq, D)
+
 
 # %% ../nbs/03_gpt.ipynb #cb377135
 @register_attention("sdpa")
 def attention_sdpa(q, k, v, causal: bool) -> torch.Tensor:
     "PyTorch's fused attention with the same contract as `attention_ref` (bottom-right causal mask when Tq < Tk)."
+    _check_qkv(q, k, v)
     k, v = _expand_kv(q, k, v)
     Tq, Tk = q.shape[2], k.shape[2]
     if not causal or Tq == 1: return F.scaled_dot_product_attention(q, k, v)
     if Tq == Tk: return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(Tq, Tk, q.device))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(Tq, Tk, q.device))
+    if Tq > Tk: out = out.masked_fill(~causal_mask(Tq, Tk, q.device).any(-1)[:, None], 0.0)   # rows with no key: 0
+    return out
+
 
 # %% ../nbs/03_gpt.ipynb #074e7e11
 class RMSNorm(nn.Module):
     "Root-mean-square norm with a learned gain (no mean subtraction, no bias)."
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
-        self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
+        check_int("dim", dim, lo=1)
+        self.eps, self.weight = check_float("eps", eps, lo=0, lo_open=True), nn.Parameter(torch.ones(dim))
     def forward(self, x):
+        if x.shape[-1] != self.weight.shape[0]: raise ValueError(f"RMSNorm({self.weight.shape[0]}) needs x (..., {self.weight.shape[0]}), got {tuple(x.shape)}")
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 def rope_tables(ctx_len: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
     "cos and sin tables (ctx_len, head_dim/2) of the RoPE angles p * base^(-2i/head_dim)."
+    check_int("ctx_len", ctx_len, lo=1); check_int("head_dim", head_dim, lo=2); check_float("base", base, lo=1, lo_open=True)
+    if head_dim % 2: raise ValueError(f"head_dim must be even (RoPE rotates channel pairs), got {head_dim}")
     inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)   # (D/2,)
     ang = torch.arange(ctx_len, dtype=torch.float64)[:, None] * inv_freq[None]          # (T, D/2)
     return ang.cos().float(), ang.sin().float()
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     "Rotate channel pairs (i, i + D/2) of x (B, H, T, D) by the angles in cos/sin (T, D/2)."
+    if x.dim() != 4 or cos.shape != sin.shape or cos.shape != (x.shape[2], x.shape[3] // 2) or x.shape[3] % 2:
+        raise ValueError(f"apply_rope needs x (B, H, T, D) with D even and cos/sin (T, D/2); got x {tuple(x.shape)}, "
+                         f"cos {tuple(cos.shape)}, sin {tuple(sin.shape)}")
     x1, x2 = x.chunk(2, dim=-1)                                   # (B, H, T, D/2) each
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
 
 # %% ../nbs/03_gpt.ipynb #c318ff3b
 @register_linear("dense")
@@ -193,7 +232,7 @@ class SwiGLU(nn.Module):
 
 register_mlp("dense")(SwiGLU)
 
-# %% ../nbs/03_gpt.ipynb #debb382a
+# %% ../nbs/03_gpt.ipynb #443570f8
 class HookPoint(nn.Module):
     "Identity module marking a named activation; hooks registered on it read or replace that activation."
     def forward(self, x): return x
@@ -201,16 +240,22 @@ class HookPoint(nn.Module):
 class KVCache:
     "Per-layer keys and values of the tokens seen so far (after RoPE), for incremental decoding."
     def __init__(self, n_layer: int):
+        check_int("n_layer", n_layer, lo=1)
         self.k: list[torch.Tensor | None] = [None] * n_layer
         self.v: list[torch.Tensor | None] = [None] * n_layer
         self.pos = 0                        # tokens already in the cache
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         "Append k/v (B, Hkv, T, D) at `layer`; return the full cached k/v."
+        check_int("layer", layer, lo=0, hi=len(self.k) - 1)
+        if self.k[layer] is not None and (k.shape[:2] != self.k[layer].shape[:2] or k.shape[3] != self.k[layer].shape[3]):
+            raise ValueError(f"KVCache layer {layer} holds (B, Hkv, T, D)={tuple(self.k[layer].shape)}; got new keys {tuple(k.shape)}")
         if self.k[layer] is not None:
             k, v = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
         self.k[layer], self.v[layer] = k, v
         return k, v
 
+
+# %% ../nbs/03_gpt.ipynb #3e71908d
 class Attention(nn.Module):
     "Multi-head self-attention with RoPE and grouped-query KV heads; the kernel comes from the attention registry."
     def __init__(self, config: GPTConfig, layer: int):
@@ -218,6 +263,7 @@ class Attention(nn.Module):
         c, lin = config, get_linear(config.linear)
         self.layer, self.n_head, self.n_kv_head, self.head_dim, self.causal = layer, c.n_head, c.n_kv_head, c.head_dim, c.causal
         self.attn_fn = get_attention(c.attention)
+        self.keep_probs, self.last_probs = False, None   # GPT.run_with_attention sets keep_probs to record the weights
         self.wq = lin(c.d_model, c.n_head * c.head_dim, bias=False, **c.linear_kwargs)
         self.wk = lin(c.d_model, c.n_kv_head * c.head_dim, bias=False, **c.linear_kwargs)
         self.wv = lin(c.d_model, c.n_kv_head * c.head_dim, bias=False, **c.linear_kwargs)
@@ -230,9 +276,12 @@ class Attention(nn.Module):
         v = self.wv(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)    # (B, Hkv, T, D)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None: k, v = cache.update(self.layer, k, v)                 # (B, Hkv, pos+T, D)
+        if self.keep_probs: self.last_probs = attention_probs(q, k, self.causal).detach()   # (B, H, T, pos+T), a read-out only
         y = self.attn_fn(q, k, v, self.causal)                                      # (B, H, T, D)
         return self.wo(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
+
+# %% ../nbs/03_gpt.ipynb #6ef0d2c1
 class Block(nn.Module):
     "Pre-norm transformer block: x + attn(norm(x)), then + mlp(norm(x)), with four hook points."
     def __init__(self, config: GPTConfig, layer: int):
@@ -252,7 +301,15 @@ class Block(nn.Module):
 
 HOOK_POINTS = ("resid_pre", "attn_out", "mlp_out", "resid_post")
 
+
 # %% ../nbs/03_gpt.ipynb #06809a7d
+def _method(cls):
+    "Decorator: attach a function to `cls` as a method of the same name, so a class can be built over several cells."
+    def deco(fn):
+        setattr(cls, fn.fget.__name__ if isinstance(fn, property) else fn.__name__, fn)
+        return fn
+    return deco
+
 class GPT(nn.Module):
     "Decoder-only transformer: embedding, RoPE blocks (GQA attention + SwiGLU), RMSNorm, tied head. forward -> (logits, loss)."
     def __init__(self, config: GPTConfig):
@@ -277,83 +334,6 @@ class GPT(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, self.config.init_std)
 
-    def _check_idx(self, idx, pos: int = 0):
-        c = self.config
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype not in (torch.long, torch.int32, torch.int64):
-            raise ValueError(f"idx must be an integer tensor (B, T), got {type(idx).__name__} "
-                             f"{tuple(idx.shape) if isinstance(idx, torch.Tensor) else ''} {getattr(idx, 'dtype', '')}")
-        T = idx.shape[1]
-        if T == 0: raise ValueError("idx has T=0 tokens; give at least one")
-        if pos + T > c.ctx_len:
-            raise ValueError(f"idx has T={T} tokens{f' after {pos} cached' if pos else ''}, more than ctx_len={c.ctx_len}; "
-                             f"crop to the last {c.ctx_len - pos} tokens")
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= c.vocab_size:
-            raise ValueError(f"idx holds token ids in [{lo}, {hi}], expected 0 <= id < vocab_size={c.vocab_size}")
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
-        "idx (B, T) token ids -> (logits (B, T, V), loss or None); targets (B, T) with -100 = ignore; `cache` for decoding."
-        pos = cache.pos if cache is not None else 0
-        self._check_idx(idx, pos)
-        T = idx.shape[1]
-        cos, sin = self.rope_cos[pos:pos + T], self.rope_sin[pos:pos + T]
-        x = self.wte(idx)                                                  # (B, T, C)
-        stats = []
-        for blk in self.blocks:
-            x, s = blk(x, cos, sin, cache)
-            stats.append(s)
-        if cache is not None: cache.pos += T
-        self.last_stats = stats
-        logits = F.linear(self.norm(x), self.wte.weight)                   # (B, T, V), tied head
-        loss = None
-        if targets is not None:
-            if targets.shape != idx.shape: raise ValueError(f"targets must have idx's shape {tuple(idx.shape)}, got {tuple(targets.shape)}")
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
-            for s in stats:
-                if isinstance(s, dict) and s.get("aux_loss") is not None: loss = loss + s["aux_loss"]
-        return logits, loss
-
-    # ---- introspection
-    @property
-    def hook_names(self) -> list[str]:
-        "Every hook point name, `blocks.{i}.resid_pre|attn_out|mlp_out|resid_post`."
-        return [f"blocks.{i}.{h}" for i in range(self.config.n_layer) for h in HOOK_POINTS]
-
-    def _hook_point(self, name: str) -> HookPoint:
-        if name not in self.hook_names:
-            raise KeyError(f"no hook point {name!r}; names look like 'blocks.0.resid_post' (layers 0..{self.config.n_layer - 1}, "
-                           f"points {list(HOOK_POINTS)})")
-        return self.get_submodule(name)
-
-    @contextlib.contextmanager
-    def hooks(self, fns: dict[str, Callable]):
-        "Context: fn(activation) at each named hook point; returning a tensor replaces the activation. Removed on exit."
-        if not isinstance(fns, dict): raise TypeError(f"hooks takes a dict name -> fn, got {type(fns).__name__}")
-        handles = []
-        try:
-            for name, fn in fns.items():
-                if not callable(fn): raise TypeError(f"hook for {name!r} must be callable, got {fn!r}")
-                def hook(mod, inp, out, fn=fn, name=name):
-                    new = fn(out)
-                    if new is None: return None
-                    if not isinstance(new, torch.Tensor) or new.shape != out.shape:
-                        raise ValueError(f"hook {name!r} must return None or a tensor of shape {tuple(out.shape)}, "
-                                         f"got {getattr(new, 'shape', type(new).__name__)}")
-                    return new
-                handles.append(self._hook_point(name).register_forward_hook(hook))
-            yield self
-        finally:
-            for h in handles: h.remove()
-
-    def run_with_cache(self, idx: torch.Tensor, names: list[str] | str | None = None, targets=None):
-        "Run forward and return (logits, {name: activation}) for `names` (default: every hook point)."
-        names = self.hook_names if names is None else [names] if isinstance(names, str) else list(names)
-        store = {}
-        def saver(name): return lambda a: store.__setitem__(name, a)
-        with self.hooks({n: saver(n) for n in names}):
-            logits, _ = self(idx, targets)
-        return logits, store
-
     def num_params(self, embedding: bool = True) -> int:
         "Number of parameters (the tied head counted once); `embedding=False` leaves out the token embedding."
         n = sum(p.numel() for p in self.parameters())
@@ -370,9 +350,125 @@ class GPT(nn.Module):
         "Append up to `max_new_tokens` sampled tokens to idx (B, T); temperature 0 is greedy; stops when every row hit `stop`."
         return generate(self, idx, max_new_tokens, temperature, top_k, top_p, stop, use_cache, generator)
 
+
+# %% ../nbs/03_gpt.ipynb #4218dec5
+@_method(GPT)
+def _check_idx(self, idx, pos: int = 0):
+    c = self.config
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype not in (torch.long, torch.int32, torch.int64):
+        raise ValueError(f"idx must be an integer tensor (B, T), got {type(idx).__name__} "
+                         f"{tuple(idx.shape) if isinstance(idx, torch.Tensor) else ''} {getattr(idx, 'dtype', '')}")
+    B, T = idx.shape
+    if B == 0 or T == 0: raise ValueError(f"idx has shape {tuple(idx.shape)}; give at least one row and one token")
+    if pos + T > c.ctx_len:
+        raise ValueError(f"idx has T={T} tokens{f' after {pos} cached' if pos else ''}, more than ctx_len={c.ctx_len}; "
+                         f"crop to the last {c.ctx_len - pos} tokens")
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= c.vocab_size:
+        raise ValueError(f"idx holds token ids in [{lo}, {hi}], expected 0 <= id < vocab_size={c.vocab_size}")
+
+@_method(GPT)
+def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
+    "idx (B, T) token ids -> (logits (B, T, V), loss or None); targets (B, T) with -100 = ignore; `cache` for decoding."
+    if cache is not None and (not isinstance(cache, KVCache) or len(cache.k) != self.config.n_layer):
+        raise TypeError(f"cache must be a KVCache({self.config.n_layer}), got {cache!r}")
+    pos = cache.pos if cache is not None else 0
+    self._check_idx(idx, pos)
+    if targets is not None: _check_targets(targets, idx, self.config.vocab_size)
+    T = idx.shape[1]
+    cos, sin = self.rope_cos[pos:pos + T], self.rope_sin[pos:pos + T]
+    x = self.wte(idx)                                                  # (B, T, C)
+    stats = []
+    for blk in self.blocks:
+        x, s = blk(x, cos, sin, cache)
+        stats.append(s)
+    if cache is not None: cache.pos += T
+    self.last_stats = stats
+    logits = F.linear(self.norm(x), self.wte.weight)                   # (B, T, V), tied head
+    loss = None
+    if targets is not None:
+        flat = logits.float().view(-1, logits.size(-1))
+        if bool((targets == -100).all()): loss = flat.sum() * 0.0      # no token to average: 0, zero gradient
+        else: loss = F.cross_entropy(flat, targets.reshape(-1), ignore_index=-100)
+        for s in stats:
+            if isinstance(s, dict) and s.get("aux_loss") is not None: loss = loss + s["aux_loss"]
+    return logits, loss
+
+def _check_targets(targets, idx, vocab_size: int):
+    "targets: an integer tensor of idx's shape holding ids in [0, vocab_size) or -100 (ignore)."
+    if not isinstance(targets, torch.Tensor) or targets.dtype not in (torch.long, torch.int32, torch.int64):
+        raise TypeError(f"targets must be an integer tensor (token ids, -100 = ignore), got {type(targets).__name__} "
+                        f"{getattr(targets, 'dtype', '')}")
+    if targets.shape != idx.shape: raise ValueError(f"targets must have idx's shape {tuple(idx.shape)}, got {tuple(targets.shape)}")
+    bad = (targets != -100) & ((targets < 0) | (targets >= vocab_size))
+    if bool(bad.any()):
+        raise ValueError(f"targets hold {targets[bad][0].item()}; expected ids in [0, vocab_size={vocab_size}) or -100 (ignore)")
+
+
+# %% ../nbs/03_gpt.ipynb #c4d348f6
+@_method(GPT)
+@property
+def hook_names(self) -> list[str]:
+    "Every hook point name, `blocks.{i}.resid_pre|attn_out|mlp_out|resid_post`."
+    return [f"blocks.{i}.{h}" for i in range(self.config.n_layer) for h in HOOK_POINTS]
+
+@_method(GPT)
+def _hook_point(self, name: str) -> HookPoint:
+    if not isinstance(name, str) or name not in self.hook_names:
+        raise KeyError(f"no hook point {name!r}; names look like 'blocks.0.resid_post' (layers 0..{self.config.n_layer - 1}, "
+                       f"points {list(HOOK_POINTS)})")
+    return self.get_submodule(name)
+
+@_method(GPT)
+@contextlib.contextmanager
+def hooks(self, fns: dict[str, Callable]):
+    "Context: fn(activation) at each named hook point; returning a tensor replaces the activation. Removed on exit."
+    if not isinstance(fns, dict): raise TypeError(f"hooks takes a dict name -> fn, got {type(fns).__name__}")
+    handles = []
+    try:
+        for name, fn in fns.items():
+            if not callable(fn): raise TypeError(f"hook for {name!r} must be callable, got {fn!r}")
+            def hook(mod, inp, out, fn=fn, name=name):
+                new = fn(out)
+                if new is None: return None
+                if not isinstance(new, torch.Tensor) or new.shape != out.shape:
+                    raise ValueError(f"hook {name!r} must return None or a tensor of shape {tuple(out.shape)}, "
+                                     f"got {getattr(new, 'shape', type(new).__name__)}")
+                return new
+            handles.append(self._hook_point(name).register_forward_hook(hook))
+        yield self
+    finally:
+        for h in handles: h.remove()
+
+
+# %% ../nbs/03_gpt.ipynb #36e147e4
+@_method(GPT)
+def run_with_cache(self, idx: torch.Tensor, names: list[str] | str | None = None, targets=None):
+    "Run forward and return (logits, {name: activation}) for `names` (default: every hook point)."
+    names = self.hook_names if names is None else [names] if isinstance(names, str) else list(names)
+    store = {}
+    def saver(name): return lambda a: store.__setitem__(name, a)
+    with self.hooks({n: saver(n) for n in names}):
+        logits, _ = self(idx, targets)
+    return logits, store
+
+@_method(GPT)
+def run_with_attention(self, idx: torch.Tensor, cache: KVCache | None = None):
+    "Run forward and return (logits, [attention weights (B, H, T, pos+T) per layer]); `cache` as in forward."
+    attns = [blk.attn for blk in self.blocks]
+    try:
+        for a in attns: a.keep_probs = True
+        logits, _ = self(idx, cache=cache)
+        return logits, [a.last_probs for a in attns]
+    finally:
+        for a in attns: a.keep_probs, a.last_probs = False, None
+
+
 # %% ../nbs/03_gpt.ipynb #aed31b73
 def flops_per_token(config: GPTConfig, training: bool = True, seq_len: int | None = None) -> float:
     "Matmul FLOPs per token of `config`: 2 per weight (projections + head) + 4*T*d per layer for attention; x3 training."
+    if not isinstance(config, GPTConfig): raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+    if seq_len is not None: check_int("seq_len", seq_len, lo=1)
     c, T = config, seq_len or config.ctx_len
     per_layer = c.d_model * (c.n_head + 2 * c.n_kv_head) * c.head_dim + c.n_head * c.head_dim * c.d_model + 3 * c.d_model * c.d_ff
     fwd = 2 * (c.n_layer * per_layer + c.d_model * c.vocab_size) + c.n_layer * 4 * T * c.d_model
@@ -382,15 +478,19 @@ def flops_per_token(config: GPTConfig, training: bool = True, seq_len: int | Non
 def sample_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     "Next token ids (B,) from logits (B, V): greedy at temperature 0, else softmax(logits/T) after top-k and top-p filtering."
-    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
+    check_tensor("logits", logits, ndim=2, dtype="float")
+    temperature = check_float("temperature", temperature, lo=0)
+    if top_k is not None: check_int("top_k", top_k, lo=1)
+    if top_p is not None: check_float("top_p", top_p, lo=0, hi=1, lo_open=True)
+    if logits.shape[1] == 0: raise ValueError("logits has no vocabulary entries (V=0)")
+    if bool(torch.isnan(logits).any()): raise ValueError("logits contain NaN; the model produced non-finite values")
+    if not bool(torch.isfinite(logits).any(-1).all()): raise ValueError("logits has a row with no finite entry (every token at -inf): nothing to sample")
     if temperature == 0: return logits.argmax(-1)
     logits = logits.float() / temperature
     if top_k is not None:
-        if not isinstance(top_k, int) or top_k < 1: raise ValueError(f"top_k must be a positive int, got {top_k!r}")
         kth = logits.topk(min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None:
-        if not 0 < top_p <= 1: raise ValueError(f"top_p must be in (0, 1], got {top_p}")
         sorted_logits, order = logits.sort(dim=-1, descending=True)
         probs = sorted_logits.softmax(-1)
         drop = probs.cumsum(-1) - probs >= top_p                 # mass before this token already reaches p
@@ -401,16 +501,45 @@ def sample_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
         return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(probs.device)
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
+
+# %% ../nbs/03_gpt.ipynb #0a8732d1
+def _check_stop(stop) -> list[int]:
+    "stop as a list of int ids: None, an int or an iterable of ints."
+    if stop is None: return []
+    stop = [stop] if isinstance(stop, int) and not isinstance(stop, bool) else stop
+    try: stop = list(stop)
+    except TypeError: raise TypeError(f"stop must be None, a token id or a list of ids, got {stop!r}") from None
+    for t in stop:
+        if isinstance(t, bool) or not isinstance(t, int): raise TypeError(f"stop ids must be ints, got {t!r}")
+    return stop
+
+def _ids_list(name: str, p) -> list[int]:
+    "A prompt (list, tuple or 1-D tensor of token ids) as a list of ints, else a TypeError naming it."
+    if isinstance(p, torch.Tensor): p = p.tolist() if p.dim() == 1 and not p.is_floating_point() else None
+    elif isinstance(p, (str, bytes, int, float)) or not hasattr(p, "__iter__"): p = None
+    else: p = list(p)
+    if p is None or not all(isinstance(t, int) and not isinstance(t, bool) or type(t).__module__ == "numpy" and "int" in type(t).__name__ for t in p):
+        raise TypeError(f"{name} must be a list of int token ids")
+    return [int(t) for t in p]
+
 def _logits_of(out): return out[0] if isinstance(out, (tuple, list)) else out   # GPT: (logits, loss); others: logits
 
+
+# %% ../nbs/03_gpt.ipynb #98db24af
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, stop=None, use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
     """idx (B, T) -> (B, T + n) with n <= max_new_tokens sampled tokens; rows that emitted a `stop` id are padded with it.
     `model` is a `GPT` (decoded with its KV cache) or any module mapping idx to logits (re-run on its window each step)."""
+    if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch module mapping ids to logits, got {type(model).__name__}")
+    check_tensor("idx", idx, ndim=(1, 2), dtype=(torch.long, torch.int32))
     if idx.dim() == 1: idx = idx[None]
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0: raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    stops = None if stop is None or (not isinstance(stop, int) and len(stop) == 0) else \
-        torch.tensor([stop] if isinstance(stop, int) else list(stop), device=idx.device)
+    if idx.shape[0] == 0 or idx.shape[1] == 0: raise ValueError(f"idx has shape {tuple(idx.shape)}; give at least one row and one token")
+    check_int("max_new_tokens", max_new_tokens, lo=0)
+    check_float("temperature", temperature, lo=0)
+    if top_k is not None: check_int("top_k", top_k, lo=1)
+    if top_p is not None: check_float("top_p", top_p, lo=0, hi=1, lo_open=True)
+    stop = _check_stop(stop)
+    stops = torch.tensor(stop, device=idx.device) if stop else None
     ctx = getattr(getattr(model, "config", None), "ctx_len", None) or idx.shape[1] + max_new_tokens
     use_cache = use_cache and isinstance(model, GPT)
     was_training = model.training; model.eval()
@@ -435,6 +564,8 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
         model.train(was_training)
     return idx
 
+
+# %% ../nbs/03_gpt.ipynb #47f25aa4
 @torch.no_grad()
 def complete(model, prompts, max_new_tokens: int, temperature: float = 0.0, stop=(), batch_size: int = 64,
              generator: torch.Generator | None = None, context: Callable | None = None, **kw) -> list[list[int]]:
@@ -442,10 +573,14 @@ def complete(model, prompts, max_new_tokens: int, temperature: float = 0.0, stop
     length run as one batch of at most `batch_size`, so no padding ever enters a prompt. A model with a `generate` method
     (a `GPT`) decodes with it; any other module is run by `generate` above. `context(prompt_len)`, if given, is entered
     around each batch (e.g. a hook that must know where the prompt ends). `kw` goes to the generate call."""
-    prompts = [list(p) for p in prompts]
+    if isinstance(prompts, (str, torch.Tensor)) or not hasattr(prompts, "__iter__"):
+        raise TypeError(f"prompts must be a list of token-id lists, got {type(prompts).__name__}")
+    prompts = [_ids_list(f"prompts[{i}]", p) for i, p in enumerate(prompts)]
     if not prompts: raise ValueError("prompts is empty")
     if min(map(len, prompts)) < 1: raise ValueError("every prompt needs at least one token (e.g. BOS)")
-    stops = set([stop] if isinstance(stop, int) else stop or ())
+    check_int("max_new_tokens", max_new_tokens, lo=0); check_int("batch_size", batch_size, lo=1)
+    if context is not None and not callable(context): raise TypeError(f"context must be callable(prompt_len), got {context!r}")
+    stops = set(_check_stop(stop))
     dev = next(model.parameters()).device
     by_len: dict[int, list[int]] = {}
     for i, p in enumerate(prompts): by_len.setdefault(len(p), []).append(i)
@@ -464,76 +599,130 @@ def complete(model, prompts, max_new_tokens: int, temperature: float = 0.0, stop
 
 def _pad_ids(ids: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     "Right-pad token-id lists into (B, T) and return their lengths (B,); a causal model is unaffected by what follows a token."
+    if isinstance(ids, (str, torch.Tensor)) or not hasattr(ids, "__len__") or len(ids) == 0:
+        raise ValueError(f"ids must be a non-empty list of token-id lists, got {ids!r:.60}")
+    check_int("pad", pad)
     lens = torch.tensor([len(x) for x in ids])
     out = torch.full((len(ids), max(1, int(lens.max()))), pad, dtype=torch.long)
     for i, x in enumerate(ids): out[i, :len(x)] = torch.tensor(x, dtype=torch.long)
     return out, lens
 
+
 # %% ../nbs/03_gpt.ipynb #5efe12f2
 def lr_schedule(step: int, steps: int, lr: float, warmup: int, min_frac: float = 0.1) -> float:
     "Linear warmup for `warmup` steps, then cosine decay from `lr` to `min_frac * lr` at `steps`."
+    check_int("step", step, lo=0); check_int("steps", steps, lo=1); check_int("warmup", warmup, lo=0)
+    check_float("lr", lr, lo=0, lo_open=True); check_float("min_frac", min_frac, lo=0, hi=1)
     if step < warmup: return lr * (step + 1) / warmup
     t = (step - warmup) / max(1, steps - warmup)
     return lr * (min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
+def _int_ids(name: str, t) -> torch.Tensor:
+    "t if it is an integer tensor of token ids; floats would be silently truncated by .long(), so they are refused."
+    if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a tensor of token ids, got {type(t).__name__}")
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {t.dtype} (cast deliberately, e.g. .long(), if you mean it)")
+    return t
+
 def get_batch(data, batch_size: int, ctx_len: int, generator: torch.Generator | None = None, device=None):
     "A batch (x, y) of (batch_size, T) from `data`: 1-D token stream (random windows), 2-D rows, an `LMData`, or a callable."
+    check_int("batch_size", batch_size, lo=1); check_int("ctx_len", ctx_len, lo=1)
     if hasattr(data, "batch") and callable(data.batch): x, y = data.batch(batch_size, generator)   # llmlab.world.LMData
     elif callable(data): x, y = data(batch_size, generator)
     elif isinstance(data, torch.Tensor) and data.dim() == 1:
+        _int_ids("data", data)
         if data.numel() < ctx_len + 2: raise ValueError(f"data has {data.numel()} tokens, need more than ctx_len+1={ctx_len + 1}")
         i = torch.randint(0, data.numel() - ctx_len - 1, (batch_size,), generator=generator)
         win = torch.stack([data[j:j + ctx_len + 1] for j in i.tolist()])              # (B, T+1)
         x, y = win[:, :-1], win[:, 1:]
     elif isinstance(data, torch.Tensor) and data.dim() == 2:
+        _int_ids("data", data)
+        if data.shape[0] < 1 or data.shape[1] < 2: raise ValueError(f"data rows must hold >= 2 tokens and there must be >= 1 row, got shape {tuple(data.shape)}")
         rows = data[torch.randint(0, data.shape[0], (batch_size,), generator=generator)][:, :ctx_len + 1]
         x, y = rows[:, :-1].clamp(min=0), rows[:, 1:]
     else:
-        raise TypeError(f"data must be a 1-D/2-D LongTensor or a callable (batch_size, generator) -> (x, y), got {type(data).__name__}")
+        raise TypeError(f"data must be a 1-D/2-D LongTensor, an LMData or a callable (batch_size, generator) -> (x, y), got {type(data).__name__}")
+    _int_ids("the batch's x", x); _int_ids("the batch's y", y)
+    if x.dim() != 2 or x.shape != y.shape: raise ValueError(f"a batch must be x, y of one shape (B, T), got {tuple(x.shape)} and {tuple(y.shape)}")
     return x.long().to(device), y.long().to(device)
 
 @torch.no_grad()
 def evaluate(model: GPT, data, batches: int = 8, batch_size: int = 32, seed: int = 1234) -> float:
     "Mean loss of `model` over `batches` batches of `data` drawn with a fixed seed."
+    if not isinstance(model, nn.Module): raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    check_int("batches", batches, lo=1); check_int("batch_size", batch_size, lo=1); check_int("seed", seed)
     was = model.training; model.eval()
     g, dev = torch.Generator().manual_seed(seed), next(model.parameters()).device
     losses = [model(*get_batch(data, batch_size, model.config.ctx_len, g, dev))[1].item() for _ in range(batches)]
     model.train(was)
     return sum(losses) / len(losses)
 
+
+# %% ../nbs/03_gpt.ipynb #98c3f49b
+def _ddp_setup(model, batch_size: int, ddp: bool | None):
+    "(rank, world_size, module to call): DDP when torch.distributed runs with > 1 process (or ddp=True), else the model."
+    dist = torch.distributed
+    on = dist.is_available() and dist.is_initialized()
+    if ddp is None: ddp = on and dist.get_world_size() > 1
+    if not ddp: return 0, 1, model
+    if not on: raise RuntimeError("train(ddp=True) needs torch.distributed initialised (run under torchrun, or init_process_group)")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if batch_size % world: raise ValueError(f"batch_size={batch_size} must be divisible by the world size {world} (the global batch is split)")
+    dev = next(model.parameters()).device
+    return rank, world, nn.parallel.DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
+
+def _check_train_args(steps, lr, batch_size, warmup, min_lr_frac, weight_decay, betas, grad_clip, accum, eval_every, eval_batches, seed):
+    check_int("steps", steps, lo=1); check_float("lr", lr, lo=0, lo_open=True); check_int("batch_size", batch_size, lo=1)
+    if warmup is not None: check_int("warmup", warmup, lo=0)
+    check_float("min_lr_frac", min_lr_frac, lo=0, hi=1); check_float("weight_decay", weight_decay, lo=0)
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2: raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for b in betas: check_float("betas[i]", b, lo=0, hi=1, hi_open=True)
+    if grad_clip is not None: check_float("grad_clip", grad_clip, lo=0)       # 0 or None: no clipping (the norm is still logged)
+    check_int("accum", accum, lo=1); check_int("eval_batches", eval_batches, lo=1); check_int("seed", seed)
+    if eval_every is not None: check_int("eval_every", eval_every, lo=1)
+
+
+# %% ../nbs/03_gpt.ipynb #bf668da3
 def train(model: GPT, data, steps: int, lr: float = 3e-3, batch_size: int = 32, *, val_data=None,
           warmup: int | None = None, min_lr_frac: float = 0.1, weight_decay: float = 0.1, betas=(0.9, 0.95),
           grad_clip: float | None = 1.0, accum: int = 1, eval_every: int | None = None, eval_batches: int = 8,
-          seed: int = 0, bar: bool = True, plot: bool | None = None, desc: str = "train") -> dict:
-    "Train `model` with AdamW + warmup/cosine + clipping (+ grad accumulation, periodic eval); returns the history."
-    for name, v in (("steps", steps), ("batch_size", batch_size), ("accum", accum)):
-        if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if not lr > 0: raise ValueError(f"lr must be > 0, got {lr!r}")
+          seed: int = 0, bar: bool = True, plot: bool | None = None, desc: str = "train", ddp: bool | None = None) -> dict:
+    "Train `model` with AdamW + warmup/cosine + clipping (+ grad accumulation, periodic eval, DDP under torchrun); returns the history."
+    if not isinstance(model, GPT): raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    _check_train_args(steps, lr, batch_size, warmup, min_lr_frac, weight_decay, betas, grad_clip, accum, eval_every, eval_batches, seed)
     warmup = max(1, steps // 20) if warmup is None else warmup
     eval_every = eval_every or max(1, steps // 10)
     g = seed_everything(seed)
     dev = next(model.parameters()).device
+    rank, world, net = _ddp_setup(model, batch_size, ddp)
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=betas)
     hist = {"step": [], "loss": [], "lr": [], "grad_norm": [], "val_step": [], "val_loss": [], "tokens": 0, "seconds": 0.0}
-    live = LivePlot(title=desc, every=max(1, steps // 20), enabled=plot)
+    live = LivePlot(title=desc, every=max(1, steps // 20), enabled=plot if rank == 0 else False)
     t0 = time.perf_counter()
     model.train()
     with torch.enable_grad():
-        pbar = progress(range(steps), desc=desc, disable=None if bar else True)
+        pbar = progress(range(steps), desc=desc, disable=None if bar and rank == 0 else True)
         for step in pbar:
             cur = lr_schedule(step, steps, lr, warmup, min_lr_frac)
             for group in opt.param_groups: group["lr"] = cur
             total = 0.0
-            for _ in range(accum):
+            for k in range(accum):
                 x, y = get_batch(data, batch_size, model.config.ctx_len, g, dev)
-                _, loss = model(x, y)
-                (loss / accum).backward()
+                if world > 1: b = batch_size // world; x, y = x[rank * b:(rank + 1) * b], y[rank * b:(rank + 1) * b]   # this rank's slice
+                with (net.no_sync() if world > 1 and k < accum - 1 else contextlib.nullcontext()):
+                    _, loss = net(x, y)
+                    (loss / accum).backward()
                 total += loss.item() / accum
-                hist["tokens"] += x.numel()
+                hist["tokens"] += x.numel() * world
+            if world > 1:                                       # the loss of the global batch: mean over ranks
+                t = torch.tensor(total, dtype=torch.float64, device=dev); torch.distributed.all_reduce(t); total = t.item() / world
             gn = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip else float("inf")).item()
+            if not (math.isfinite(total) and math.isfinite(gn)):
+                raise FloatingPointError(f"{desc}: non-finite {'loss' if not math.isfinite(total) else 'gradient norm'} at step {step} "
+                                         f"(loss {total}, grad norm {gn}); stopped before the optimizer step, the weights are those of step {step - 1}")
             opt.step(); opt.zero_grad(set_to_none=True)
             hist["step"].append(step); hist["loss"].append(total); hist["lr"].append(cur); hist["grad_norm"].append(gn)
             metrics = {"loss": total}
@@ -548,27 +737,99 @@ def train(model: GPT, data, steps: int, lr: float = 3e-3, batch_size: int = 32, 
     hist["seconds"] = time.perf_counter() - t0
     return hist
 
+
 # %% ../nbs/03_gpt.ipynb #ecd9d157
+CKPT_FORMAT = 2   # config.json carries the SHA-256 of model.safetensors and of the config (format 1: no checksums)
+
+def _config_digest(config: dict) -> str:
+    "SHA-256 of a config dict in canonical JSON, so an edited config.json is caught as surely as edited weights."
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+@contextlib.contextmanager
+def _dir_lock(path: pathlib.Path, exclusive: bool):
+    "flock on `.<name>.lock` beside checkpoint `path`: writers swap directories exclusively, readers read under a shared lock."
+    try:
+        import fcntl
+        f = open(path.parent / f".{path.name}.lock", "a+" if exclusive else "r")   # a reader never creates the lock file
+    except (ImportError, OSError): f = None  # no flock (Windows), a read-only folder, no writer yet: the checksum still catches a mix
+    if f is None:
+        yield; return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
 def save(model: GPT, path: str | os.PathLike, meta: dict | None = None) -> pathlib.Path:
-    "Write `model` to directory `path`: config.json (+ `meta`) and model.safetensors; returns the path."
+    """Write `model` to directory `path`: model.safetensors and config.json (config, `meta`, SHA-256 of the weights file).
+    Both are written into a temporary directory beside `path` and renamed into place, so a reader sees the old checkpoint
+    or the new one, never half of one, and config and weights always come from one writer. Returns the path."""
     from safetensors.torch import save_file
-    path = pathlib.Path(path); path.mkdir(parents=True, exist_ok=True)
+    if not isinstance(model, GPT): raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    if meta is not None and not isinstance(meta, dict): raise TypeError(f"meta must be a dict or None, got {type(meta).__name__}")
+    try: meta_json = json.loads(json.dumps(meta or {}, allow_nan=False))
+    except (TypeError, ValueError) as e: raise ValueError(f"meta must be JSON-serialisable with finite numbers: {e}") from None
+    if not isinstance(path, (str, os.PathLike)) or not str(path): raise TypeError(f"path must be a non-empty str or path, got {path!r}")
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir(): raise FileExistsError(f"{path} exists and is not a checkpoint directory")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path / "model.safetensors"))
-    (path / "config.json").write_text(json.dumps({"config": model.config.to_dict(), "meta": meta or {}}, indent=1))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad: raise ValueError(f"model has non-finite weights in {bad[:3]}; refusing to save them to {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o777 & ~umask)   # mkdtemp makes 0700: publish with the usual mode
+        save_file(state, str(tmp / "model.safetensors"))
+        digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+        (tmp / "config.json").write_text(json.dumps({"config": model.config.to_dict(), "meta": meta_json,
+                                                      "sha256": digest, "config_sha256": _config_digest(model.config.to_dict()),
+                                                      "format": CKPT_FORMAT}, indent=1))
+        with _dir_lock(path, exclusive=True):
+            old = None
+            if path.exists():                                    # a directory cannot be renamed over a full one:
+                old = path.parent / f".{path.name}.old-{os.getpid()}-{time.time_ns()}"
+                os.replace(path, old)                            # move the old one aside, then publish (readers wait on the lock)
+            os.replace(tmp, path)
+        if old is not None: shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
     return path
 
+
+# %% ../nbs/03_gpt.ipynb #731b8fb9
 def load(path: str | os.PathLike, device=None) -> GPT:
-    "The `GPT` saved in directory `path` by `save` (in eval mode, on `device`, default CPU)."
-    from safetensors.torch import load_file
+    """The `GPT` saved in directory `path` by `save` (in eval mode, on `device`, default CPU). The weights file must match
+    the SHA-256 recorded in config.json; a checkpoint without one (written before checksums) is loaded after checking that
+    every tensor is finite and fits the config, which catches truncation and most overwrites but not every change."""
+    import safetensors.torch
+    if not isinstance(path, (str, os.PathLike)): raise TypeError(f"path must be a str or path, got {type(path).__name__}")
     path = pathlib.Path(path)
-    for f in ("config.json", "model.safetensors"):
-        if not (path / f).exists(): raise FileNotFoundError(f"{path} is not a GPT checkpoint: {f} is missing")
-    info = json.loads((path / "config.json").read_text())
+    with _dir_lock(path, exclusive=False):                       # wait while a writer swaps the directory
+        for f in ("config.json", "model.safetensors"):
+            if not (path / f).is_file(): raise FileNotFoundError(f"{path} is not a GPT checkpoint: {f} is missing")
+        raw_cfg, raw = (path / "config.json").read_bytes(), (path / "model.safetensors").read_bytes()
+    try: info = json.loads(raw_cfg)
+    except ValueError as e: raise ValueError(f"{path / 'config.json'} is not valid JSON ({e}); the checkpoint is damaged") from None
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+        raise ValueError(f"{path / 'config.json'} has no 'config' dict; not a checkpoint written by llmlab.gpt.save")
+    if device is not None:
+        try: device = torch.device(device)
+        except (RuntimeError, TypeError) as e: raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from None
+    if "config_sha256" in info and info["config_sha256"] != _config_digest(info["config"]):
+        raise ValueError(f"{path / 'config.json'}: its config does not match the SHA-256 recorded with it; the file was edited or damaged")
+    want, got = info.get("sha256"), hashlib.sha256(raw).hexdigest()
+    if want is not None and want != got:
+        raise ValueError(f"{path / 'model.safetensors'} does not match the SHA-256 in its config.json (file {got[:12]}..., "
+                         f"recorded {str(want)[:12]}...): the checkpoint is damaged or was overwritten; save it again")
+    try: state = safetensors.torch.load(raw)
+    except Exception as e: raise ValueError(f"{path / 'model.safetensors'} is not a readable safetensors file ({e})") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad: raise ValueError(f"{path / 'model.safetensors'} holds non-finite weights in {bad[:3]}; the checkpoint is damaged")
     model = GPT(GPTConfig.from_dict(info["config"]))
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    try: model.load_state_dict(state)
+    except RuntimeError as e: raise ValueError(f"{path}: the weights do not fit the config ({str(e)[:300]})") from None
     model.meta = info.get("meta", {})
     return model.to(device or "cpu").eval()
+
 
 # %% ../nbs/03_gpt.ipynb #b89bfbe0
 PRESETS: dict[str, dict] = {}   # name -> {'config', 'data': callable(**data_kwargs) -> (train, val), 'data_kwargs', 'steps', 'lr', 'batch_size', ...}
@@ -600,35 +861,94 @@ def _file_lock(path: pathlib.Path, timeout: float = 3600.0):
     try: yield
     finally: os.close(fd); os.remove(str(path) + ".excl")
 
-def train_preset(name: str, bar: bool = True, plot: bool | None = False) -> tuple[GPT, dict]:
-    "Train preset `name` from scratch (deterministic); returns (model, history)."
+
+# %% ../nbs/03_gpt.ipynb #4c704845
+def _preset_spec(name: str, seed: int | None = None, steps: int | None = None) -> dict:
+    if not isinstance(name, str): raise TypeError(f"preset name must be a str, got {type(name).__name__}")
     if name not in PRESETS: raise KeyError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
     spec = PRESETS[name]
-    train_data, val_data = spec["data"](**spec.get("data_kwargs", {}))
-    seed = spec.get("seed", 0)
-    seed_everything(seed)
-    model = GPT(GPTConfig(**spec["config"]))
-    kw = {k: v for k, v in spec.items() if k not in ("config", "data", "data_kwargs", "seed", "steps", "lr", "batch_size")}
-    hist = train(model, train_data, spec["steps"], spec["lr"], spec["batch_size"], val_data=val_data, seed=seed,
-                 bar=bar, plot=plot, desc=f"pretrain {name}", **kw)
+    if seed is not None: spec = {**spec, "seed": check_int("seed", seed)}
+    if steps is not None: spec = {**spec, "steps": check_int("steps", steps, lo=1)}
+    return spec
+
+def train_preset(name: str, bar: bool = True, plot: bool | None = False, *, seed: int | None = None, steps: int | None = None,
+                 device=None) -> tuple[GPT, dict]:
+    "Train preset `name` from scratch (deterministic, one CPU thread); `seed`/`steps` override the preset's; returns (model, history)."
+    spec = _preset_spec(name, seed, steps)
+    with threads(1):
+        train_data, val_data = spec["data"](**spec.get("data_kwargs", {}))
+        s = spec.get("seed", 0)
+        seed_everything(s)
+        model = GPT(GPTConfig(**spec["config"])).to(device or "cpu")
+        kw = {k: v for k, v in spec.items() if k not in ("config", "data", "data_kwargs", "seed", "steps", "lr", "batch_size")}
+        hist = train(model, train_data, spec["steps"], spec["lr"], spec["batch_size"], val_data=val_data, seed=s,
+                     bar=bar, plot=plot, desc=f"pretrain {name}", **kw)
     return model, hist
 
-def pretrained(name: str = "world-tiny", device=None, retrain: bool = False) -> GPT:
-    "The trained preset `name` from the cache, trained (deterministically) and saved atomically on first use."
-    if name not in PRESETS: raise KeyError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
+def pretrained(name: str = "world-tiny", device=None, retrain: bool = False, seed: int | None = None) -> GPT:
+    "The trained preset `name` (trained from `seed`, default the preset's) from the cache, trained and saved atomically on first use."
+    spec = _preset_spec(name, seed)
+    if not isinstance(retrain, bool): raise TypeError(f"retrain must be a bool, got {retrain!r}")
     root = cache_dir("models")
-    final = root / _preset_key(name, PRESETS[name])
+    final = root / _preset_key(name, spec)
     ok = lambda: (final / "model.safetensors").exists() and (final / "config.json").exists()
-    if ok() and not retrain: return load(final, device)
+    if ok() and not retrain: return _load_cached(final, device)
     with _file_lock(root / f"{final.name}.lock"):
-        if ok() and not retrain: return load(final, device)     # another process trained it while we waited
-        model, hist = train_preset(name)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
-        save(model, tmp, meta={"preset": name, "final_loss": hist["loss"][-1], "val_loss": hist["val_loss"][-1:] or None,
-                               "seconds": round(hist["seconds"], 1), "tokens": hist["tokens"], "torch": torch.__version__})
-        if final.exists(): shutil.rmtree(final)                 # retrain=True: replace the old checkpoint
-        os.replace(tmp, final)                                  # atomic publish
+        if ok() and not retrain: return _load_cached(final, device)     # another process trained it while we waited
+        model, hist = train_preset(name, seed=seed)
+        save(model, final, meta={"preset": name, "seed": spec.get("seed", 0), "final_loss": hist["loss"][-1],
+                                 "val_loss": hist["val_loss"][-1:] or None, "seconds": round(hist["seconds"], 1),
+                                 "tokens": hist["tokens"], "torch": torch.__version__, "threads": 1})
     return load(final, device)
+
+def _load_cached(final: pathlib.Path, device=None) -> GPT:
+    "Load a cached preset; a checkpoint from before checksums gets its SHA-256 recorded once it loaded cleanly."
+    model = load(final, device)
+    info = json.loads((final / "config.json").read_text())
+    if "sha256" not in info:
+        with _dir_lock(final, exclusive=True):
+            info |= {"sha256": hashlib.sha256((final / "model.safetensors").read_bytes()).hexdigest(),
+                     "config_sha256": _config_digest(info["config"]), "format": CKPT_FORMAT}
+            tmp = final / f".config.json.tmp-{os.getpid()}"
+            tmp.write_text(json.dumps(info, indent=1)); os.replace(tmp, final / "config.json")
+    return model
+
+
+# %% ../nbs/03_gpt.ipynb #83cc9f5e
+def main(argv: list[str] | None = None) -> int:
+    "Command line: `python -m llmlab.gpt train --preset NAME --out DIR [--steps N] [--seed S]`, also under torchrun (DDP)."
+    import argparse, datetime
+    p = argparse.ArgumentParser(prog="python -m llmlab.gpt", description="Train a llmlab.gpt preset (DDP under torchrun).")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train a preset and save it with llmlab.gpt.save")
+    t.add_argument("--preset", default="world-tiny", choices=sorted(PRESETS))
+    t.add_argument("--out", required=True, help="checkpoint directory (written by rank 0)")
+    t.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
+    t.add_argument("--seed", type=int, default=None, help="override the preset's seed")
+    t.add_argument("--timeout", type=float, default=300.0, help="seconds a rank waits on the others before failing")
+    a = p.parse_args(argv)
+    dist, world = torch.distributed, int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world > 1 and not dist.is_initialized():
+        if cuda: torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=a.timeout))
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    try:
+        dev = torch.device("cuda", torch.cuda.current_device()) if cuda else None
+        model, hist = train_preset(a.preset, bar=rank == 0, seed=a.seed, steps=a.steps, device=dev)
+        if rank == 0:
+            out = save(model, a.out, meta={"preset": a.preset, "seed": _preset_spec(a.preset, a.seed).get("seed", 0),
+                                           "steps": len(hist["loss"]), "final_loss": hist["loss"][-1], "world_size": world,
+                                           "val_loss": hist["val_loss"][-1:] or None, "seconds": round(hist["seconds"], 1)})
+            print(f"saved {out} (final loss {hist['loss'][-1]:.4f}, {hist['seconds']:.0f} s, {world} process(es))")
+    finally:
+        if dist.is_initialized(): dist.destroy_process_group()
+    return 0
+
+if __name__ == "__main__" and pathlib.Path(sys.argv[0]).name == "gpt.py":   # python -m llmlab.gpt; never inside a notebook
+    from llmlab.gpt import main as _main                                    # the package's module, so plug-ins register there
+    sys.exit(_main())
+
 
 # %% ../nbs/03_gpt.ipynb #ee83be84
 WORLD_MIX = {"story": 0.25, "facts": 0.4, "arith": 0.3, "rare": 0.05}
@@ -636,6 +956,8 @@ WORLD_MIX = {"story": 0.25, "facts": 0.4, "arith": 0.3, "rare": 0.05}
 def world_data(n_docs: int = 30000, val_docs: int = 500, ctx_len: int = 64, world_seed: int = 0, mix: dict | None = None,
                arith_steps=(1, 1), arith_digits: int = 2, arith_ops=("+", "-"), error_rate: float = 0.0):
     "Training and validation windows (`llmlab.world.LMData`, corpus seeds 0 and 1) of `World(world_seed)`."
+    check_int("n_docs", n_docs, lo=1); check_int("val_docs", val_docs, lo=1); check_int("ctx_len", ctx_len, lo=2)
+    check_int("world_seed", world_seed); check_float("error_rate", error_rate, lo=0, hi=1)
     from llmlab.world import World, Tokenizer, dataset
     w = World(world_seed); tok = Tokenizer.from_world(w)
     kw = dict(mix=mix or WORLD_MIX, arith_steps=tuple(arith_steps), arith_digits=arith_digits, arith_ops=tuple(arith_ops),
@@ -645,6 +967,8 @@ def world_data(n_docs: int = 30000, val_docs: int = 500, ctx_len: int = 64, worl
 def world_of(model_or_name="world-tiny"):
     "(World, Tokenizer) that a world preset (a name, or a model returned by `pretrained`) was trained on."
     from llmlab.world import World, Tokenizer
+    if not isinstance(model_or_name, (str, nn.Module)):
+        raise TypeError(f"model_or_name must be a preset name or a model from pretrained(), got {model_or_name!r:.60} ({type(model_or_name).__name__})")
     name = model_or_name if isinstance(model_or_name, str) else getattr(model_or_name, "meta", {}).get("preset")
     if name not in PRESETS or PRESETS[name].get("data") is not world_data:
         raise KeyError(f"{model_or_name!r} is not a world preset; world presets: {[k for k, v in PRESETS.items() if v.get('data') is world_data]}")
@@ -661,9 +985,16 @@ PRESETS["world-tiny"] = dict(config=dict(vocab_size=_V, ctx_len=64, n_layer=4, n
 PRESETS["world-small"] = dict(config=dict(vocab_size=_V, ctx_len=64, n_layer=8, n_head=4, d_model=128),   # deeper, not wider
                               data=world_data, data_kwargs=dict(n_docs=60000), steps=3000, lr=3e-3, batch_size=32, seed=0)
 
-# %% ../nbs/03_gpt.ipynb #b1bbb33c
+# %% ../nbs/03_gpt.ipynb #ff0a0304
 def ngram_baselines(train, val, vocab_size: int, alpha: float = 0.1) -> dict:
     "Validation cross-entropy (nats/token) of add-`alpha` unigram and bigram models counted on `train` (LMData: x, y)."
+    check_int("vocab_size", vocab_size, lo=1); check_float("alpha", alpha, lo=0, lo_open=True)   # alpha 0: log 0 for unseen pairs
+    for name, d in (("train", train), ("val", val)):
+        if not (hasattr(d, "x") and hasattr(d, "y")): raise TypeError(f"{name} must have token tensors .x and .y (an LMData), got {type(d).__name__}")
+        _int_ids(f"{name}.x", d.x); _int_ids(f"{name}.y", d.y)
+        if d.y.numel() == 0: raise ValueError(f"{name} holds no tokens: nothing to count or measure")
+        if int(d.x.min()) < 0 or int(d.y.min()) < 0 or max(int(d.x.max()), int(d.y.max())) >= vocab_size:
+            raise ValueError(f"{name} holds ids outside [0, vocab_size={vocab_size})")
     xs, ys = train.x.flatten().long(), train.y.flatten().long()
     vx, vy = val.x.flatten().long(), val.y.flatten().long()
     uni = torch.bincount(ys, minlength=vocab_size).double() + alpha
@@ -675,20 +1006,30 @@ def ngram_baselines(train, val, vocab_size: int, alpha: float = 0.1) -> dict:
 @torch.no_grad()
 def dataset_loss(model: GPT, data, batch_size: int = 64) -> float:
     "Mean next-token loss of `model` over every window of `data` (LMData or (x, y) tensors), in nats per token."
-    x, y = (data.x, data.y) if hasattr(data, "x") else data
+    check_int("batch_size", batch_size, lo=1)
+    if hasattr(data, "x"): x, y = data.x, data.y
+    elif isinstance(data, (tuple, list)) and len(data) == 2: x, y = data
+    else: raise TypeError(f"data must be an LMData or a pair (x, y) of token tensors, got {type(data).__name__}")
+    _int_ids("x", x); _int_ids("y", y)
+    if x.dim() != 2 or x.shape != y.shape: raise ValueError(f"x and y must have one shape (N, T), got {tuple(x.shape)} and {tuple(y.shape)}")
+    if not bool((y != -100).any()): raise ValueError("data has no target tokens (empty, or every target is -100): nothing to measure")
     was = model.training; model.eval()
     dev = next(model.parameters()).device
     tot, n = 0.0, 0
     for i in range(0, x.shape[0], batch_size):
         xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
         logits, _ = model(xb)
-        tot += F.cross_entropy(logits.flatten(0, 1).float(), yb.flatten(), reduction="sum").item(); n += yb.numel()
+        tot += F.cross_entropy(logits.flatten(0, 1).float(), yb.flatten(), reduction="sum").item(); n += int((yb != -100).sum())
     model.train(was)
     return tot / n
 
+
+# %% ../nbs/03_gpt.ipynb #6c7f3f33
 def task_accuracy(model: GPT, tok, tasks, max_new_tokens: int = 16, batch_size: int = 64) -> float:
     "Exact-match accuracy of greedy completions of `tasks` (llmlab.world.Task), judged by `Task.check`; prompts of equal length run as a batch."
+    if isinstance(tasks, (str, bytes)) or not hasattr(tasks, "__len__"): raise TypeError(f"tasks must be a list of Task, got {type(tasks).__name__}")
     if not tasks: raise ValueError("tasks is empty")
+    check_int("max_new_tokens", max_new_tokens, lo=1); check_int("batch_size", batch_size, lo=1)
     outs = complete(model, [tok.encode(t.prompt, bos=True) for t in tasks], max_new_tokens, stop=[tok.eos_id], batch_size=batch_size)
     return sum(bool(t.check(tok.decode(o, skip_special=True))) for t, o in zip(tasks, outs)) / len(tasks)
 
@@ -696,6 +1037,7 @@ def task_accuracy(model: GPT, tok, tasks, max_new_tokens: int = 16, batch_size: 
 def sentiment_consistency(model: GPT, tok, world, n_samples: int = 40, max_new_tokens: int = 48, seed: int = 0) -> dict:
     "Sample text after each of `n_samples` people's names; share of sentences with sentiment words that are not 'mixed'."
     from llmlab.world import label_sentiment
+    check_int("n_samples", n_samples, lo=1); check_int("max_new_tokens", max_new_tokens, lo=1); check_int("seed", seed)
     g = torch.Generator().manual_seed(seed)
     dev = next(model.parameters()).device
     labels = []
@@ -708,10 +1050,15 @@ def sentiment_consistency(model: GPT, tok, world, n_samples: int = 40, max_new_t
             lab = label_sentiment(s)
             if lab != "neutral": labels.append(lab)
     n = len(labels)
-    return {"sentences with sentiment": n, "consistent": (sum(l != "mixed" for l in labels) / n) if n else float("nan")}
+    if n == 0: raise ValueError(f"none of the {n_samples} samples had a complete sentence with sentiment words: nothing to measure")
+    return {"sentences with sentiment": n, "consistent": sum(l != "mixed" for l in labels) / n}
 
+
+# %% ../nbs/03_gpt.ipynb #cda39ec0
 def world_eval(model: GPT, tok=None, world=None, n_arith: int = 200, n_stories: int = 40, seed: int = 0) -> dict:
-    "Ground-truth checks of a world model: fact recall (city, job, colour over every person), 2-digit addition and subtraction, sentiment."
+    """Ground-truth checks of a world model: fact recall (city, job, colour over every person), 2-digit addition and subtraction,
+    sentiment consistency (None when no sampled sentence carried sentiment words)."""
+    check_int("n_arith", n_arith, lo=1); check_int("n_stories", n_stories, lo=1); check_int("seed", seed)
     if tok is None or world is None: world, tok = world_of(model)
     out = {}
     for rel in ("city", "job", "colour"):
@@ -721,5 +1068,42 @@ def world_eval(model: GPT, tok=None, world=None, n_arith: int = 200, n_stories: 
         out[f"fact recall: {rel}"] = task_accuracy(model, tok, uniq, 8)
     out["2-digit addition"] = task_accuracy(model, tok, world.arithmetic_tasks(n_arith, steps=1, digits=2, ops=("+",), seed=seed + 1000), 24)
     out["2-digit subtraction"] = task_accuracy(model, tok, world.arithmetic_tasks(n_arith, steps=1, digits=2, ops=("-",), seed=seed + 2000), 24)
-    out["sentiment consistency"] = sentiment_consistency(model, tok, world, n_stories, seed=seed)["consistent"]
+    try: out["sentiment consistency"] = sentiment_consistency(model, tok, world, n_stories, seed=seed)["consistent"]
+    except ValueError: out["sentiment consistency"] = None                     # nothing to measure
     return out
+
+
+# %% ../nbs/03_gpt.ipynb #739bca9a
+@torch.no_grad()
+def trace_attention(model: GPT, tok, tokens: list[str], tags: list[str], n_new: int = 8, decimals: int = 3) -> dict:
+    """Trace for `AttentionWidget`: attention weights (layer, head, query, key) over `<bos>` + `tokens` (each with its true
+    tag), then `n_new` greedy steps decoded with a `KVCache`: the fed token, the cache length and its attention row."""
+    if not isinstance(model, GPT): raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    if isinstance(tokens, str) or not isinstance(tokens, (list, tuple)) or not tokens: raise TypeError("tokens must be a non-empty list of str")
+    if not isinstance(tags, (list, tuple)) or len(tags) != len(tokens): raise ValueError(f"tags must give one tag per token ({len(tokens)})")
+    check_int("n_new", n_new, lo=0); check_int("decimals", decimals, lo=1, hi=8)
+    ids = [tok.bos_id] + tok.encode(" ".join(tokens))
+    if len(ids) != len(tokens) + 1: raise ValueError("tokens must be single tokens of `tok` (no token splits in two)")
+    if len(ids) + n_new > model.config.ctx_len:
+        raise ValueError(f"{len(ids)} prompt tokens + n_new={n_new} exceed ctx_len={model.config.ctx_len}")
+    dev = next(model.parameters()).device
+    r = lambda t: [[[round(x, decimals) for x in row[:i + 1]] for i, row in enumerate(h)] for h in t.tolist()]   # causal rows only
+    cache = KVCache(model.config.n_layer)
+    logits, att = model.run_with_attention(torch.tensor([ids], device=dev), cache=cache)       # prefill: (1, H, T, T) per layer
+    trace = {"tokens": ["<bos>"] + list(tokens), "tags": ["SPECIAL"] + list(tags), "n_layer": model.config.n_layer,
+             "n_head": model.config.n_head, "attn": [r(a[0]) for a in att], "steps": []}
+    for _ in range(n_new):
+        nxt = logits[0, -1].argmax()
+        logits, att = model.run_with_attention(nxt.view(1, 1), cache=cache)                     # one row: (1, H, 1, pos+1)
+        trace["steps"].append({"token": tok.itos[int(nxt)], "cache_len": int(cache.k[0].shape[2]),
+                               "attn": [[[round(x, decimals) for x in a[0, h, 0].tolist()] for h in range(a.shape[1])] for a in att],
+                               "next": tok.itos[int(logits[0, -1].argmax())]})
+    return trace
+
+class AttentionWidget(LabWidget):
+    "Attention per layer and head over a world document (tokens tinted by their true tags), then the KV cache growing step by step."
+    _esm = widget_esm("gpt") if HAS_WIDGETS else ""
+
+    def __init__(self, model: GPT, tok, tokens: list[str], tags: list[str], n_new: int = 8):
+        super().__init__(trace=trace_attention(model, tok, tokens, tags, n_new))
+
