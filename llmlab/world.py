@@ -415,6 +415,8 @@ class Tokenizer:
 # %% ../nbs/02_world.ipynb #e3373b63
 def _encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
     "Token ids of `text` (optionally framed by <bos>/<eos>); an unknown word raises unless strict=False (-> <unk>)."
+    for name, flag in (("bos", bos), ("eos", eos)):
+        if not isinstance(flag, bool): raise TypeError(f"{name} must be True or False, got {flag!r}")
     ids = [self.bos_id] if bos else []
     stoi = self.stoi
     for t in self.split(text):

@@ -238,6 +238,8 @@ BAD_INPUT = [
     (lambda: Tokenizer.from_world("x"), TypeError, "world must be a World, got str"),
     (lambda: TOK.encode(123), TypeError, "text must be a str, got int"),
     (lambda: TOK.encode(None), TypeError, "text must be a str, got NoneType"),
+    (lambda: TOK.encode("ada", bos="yes"), TypeError, "bos must be True or False, got 'yes'"),
+    (lambda: TOK.encode("ada", eos=1), TypeError, "eos must be True or False, got 1"),
     (lambda: TOK.encode(["ada"]), TypeError, "text must be a str, got list"),
     (lambda: Tokenizer.split(b"ada"), TypeError, "text must be a str, got bytes"),
     (lambda: TOK.decode([10**6]), ValueError, "ids[0] = 1000000: token id out of range for vocab_size"),
