@@ -432,7 +432,10 @@ def show_source(*objs, lines: tuple[int, int] | None = None):
         if last < first: raise ValueError(f"lines must have first <= last, got {tuple(lines)}")
     parts = []
     for o in objs:
-        target = getattr(o, "fn", o)          # a triton JITFunction (or the no-Triton stand-in) keeps the Python function in .fn
+        target = o                            # an autotuner wraps a JITFunction, which keeps the Python function in .fn
+        for _ in range(4):
+            if not callable(getattr(target, "fn", None)): break
+            target = target.fn
         try: src = inspect.getsource(target)
         except (TypeError, OSError) as e: raise TypeError(f"show_source: no source for {_show(o)} ({e})") from None
         if lines is not None:

@@ -157,3 +157,11 @@ def test_threads_restores_counts():
     with lab.threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_show_source_reaches_through_autotune_and_jit():
+    pytest.importorskip("triton")
+    from llmlab.kernels.flash_attention import _attn_fwd          # autotune(jit(fn))
+    src = lab.show_source(_attn_fwd).data
+    assert "def _attn_fwd(" in src and src.startswith("```python")
+    assert lab.show_source(_attn_fwd, lines=(1, 1)).data.count("\n") == 2
