@@ -18,8 +18,8 @@ from .lab import (seed_everything, get_device, progress, LivePlot, cache_dir, ch
 __all__ = ['ATTENTION', 'LINEAR', 'MLP', 'PLUGINS', 'register_attention', 'register_linear', 'register_mlp', 'HOOK_POINTS',
            'CKPT_FORMAT', 'PRESETS', 'WORLD_MIX', 'GPTConfig', 'get_attention', 'get_linear', 'get_mlp', 'causal_mask',
            'attention_probs', 'attention_ref', 'attention_sdpa', 'RMSNorm', 'rope_tables', 'apply_rope', 'dense_linear',
-           'SwiGLU', 'HookPoint', 'KVCache', 'Attention', 'Block', 'GPT', 'forward', 'hook_names', 'hooks',
-           'run_with_cache', 'run_with_attention', 'flops_per_token', 'sample_logits', 'generate', 'complete',
+           'SwiGLU', 'HookPoint', 'KVCache', 'Attention', 'Block', 'GPT', 'forward', 'head_weight', 'hook_names',
+           'hooks', 'run_with_cache', 'run_with_attention', 'flops_per_token', 'sample_logits', 'generate', 'complete',
            'lr_schedule', 'get_batch', 'evaluate', 'train', 'save', 'load', 'train_preset', 'pretrained', 'main',
            'world_data', 'world_of', 'ngram_baselines', 'dataset_loss', 'task_accuracy', 'sentiment_consistency',
            'world_eval', 'trace_attention', 'AttentionWidget']
@@ -368,8 +368,15 @@ def _check_idx(self, idx, pos: int = 0):
         raise ValueError(f"idx holds token ids in [{lo}, {hi}], expected 0 <= id < vocab_size={c.vocab_size}")
 
 @_method(GPT)
-def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
-    "idx (B, T) token ids -> (logits (B, T, V), loss or None); targets (B, T) with -100 = ignore; `cache` for decoding."
+def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
+            return_hidden: bool = False):
+    """idx (B, T) token ids -> (logits (B, T, V), loss or None); targets (B, T) with -100 = ignore; `cache` for decoding.
+    `return_hidden=True` returns (h, None) instead: the final normed hidden states (B, T, C) before the tied head
+    `self.head_weight`, so a loss can stream the vocabulary without ever building the logits (`fused_linear_logprobs`)."""
+    if not isinstance(return_hidden, bool): raise TypeError(f"return_hidden must be a bool, got {return_hidden!r}")
+    if return_hidden and targets is not None:
+        raise ValueError("return_hidden=True returns no loss: drop targets and compute the loss from the hidden states "
+                         "(e.g. fused_linear_logprobs(h, model.head_weight, targets))")
     if cache is not None and (not isinstance(cache, KVCache) or len(cache.k) != self.config.n_layer):
         raise TypeError(f"cache must be a KVCache({self.config.n_layer}), got {cache!r}")
     pos = cache.pos if cache is not None else 0
@@ -384,7 +391,9 @@ def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache:
         stats.append(s)
     if cache is not None: cache.pos += T
     self.last_stats = stats
-    logits = F.linear(self.norm(x), self.wte.weight)                   # (B, T, V), tied head
+    h = self.norm(x)
+    if return_hidden: return h, None
+    logits = F.linear(h, self.head_weight)                            # (B, T, V), tied head
     loss = None
     if targets is not None:
         flat = logits.float().view(-1, logits.size(-1))
@@ -393,6 +402,12 @@ def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache:
         for s in stats:
             if isinstance(s, dict) and s.get("aux_loss") is not None: loss = loss + s["aux_loss"]
     return logits, loss
+
+@_method(GPT)
+@property
+def head_weight(self) -> torch.Tensor:
+    "The output head's weight (V, C): tied to the token embedding, so logits = norm(h) @ head_weight.T."
+    return self.wte.weight
 
 def _check_targets(targets, idx, vocab_size: int):
     "targets: an integer tensor of idx's shape holding ids in [0, vocab_size) or -100 (ignore)."

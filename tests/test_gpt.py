@@ -664,3 +664,15 @@ def test_task_accuracy_uses_the_exact_checker():
             return torch.tensor([r + [tok.eos_id] * (width - len(r)) for r in rows])
     assert G.task_accuracy(Oracle(), tok, tasks) == 0.5
     with pytest.raises(ValueError, match="empty"): G.task_accuracy(Oracle(), tok, [])
+
+def test_return_hidden_gives_the_states_before_the_tied_head():
+    torch.manual_seed(0)
+    m = G.GPT(G.GPTConfig(vocab_size=50, ctx_len=12, n_layer=2, n_head=2, d_model=16)).eval()
+    idx = torch.randint(0, 50, (3, 12))
+    logits, _ = m(idx)
+    h, none = m(idx, return_hidden=True)
+    assert none is None and h.shape == (3, 12, 16)
+    assert m.head_weight is m.wte.weight
+    torch.testing.assert_close(h @ m.head_weight.T, logits, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="returns no loss"): m(idx, idx, return_hidden=True)
+    with pytest.raises(TypeError, match="return_hidden must be a bool"): m(idx, return_hidden=1)
