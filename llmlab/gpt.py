@@ -16,13 +16,13 @@ from .lab import (seed_everything, get_device, progress, LivePlot, cache_dir, ch
 
 # %% auto #0
 __all__ = ['ATTENTION', 'LINEAR', 'MLP', 'PLUGINS', 'register_attention', 'register_linear', 'register_mlp', 'HOOK_POINTS',
-           'CKPT_FORMAT', 'PRESETS', 'WORLD_MIX', 'GPTConfig', 'get_attention', 'get_linear', 'get_mlp', 'causal_mask',
-           'attention_probs', 'attention_ref', 'attention_sdpa', 'RMSNorm', 'rope_tables', 'apply_rope', 'dense_linear',
-           'SwiGLU', 'HookPoint', 'KVCache', 'Attention', 'Block', 'GPT', 'forward', 'head_weight', 'hook_names',
-           'hooks', 'run_with_cache', 'run_with_attention', 'flops_per_token', 'sample_logits', 'generate', 'complete',
-           'lr_schedule', 'get_batch', 'evaluate', 'train', 'save', 'load', 'train_preset', 'pretrained', 'main',
-           'world_data', 'world_of', 'ngram_baselines', 'dataset_loss', 'task_accuracy', 'sentiment_consistency',
-           'world_eval', 'trace_attention', 'AttentionWidget']
+           'CKPT_FORMAT', 'PRESETS', 'SHIPPED_PRESETS', 'WORLD_MIX', 'GPTConfig', 'get_attention', 'get_linear',
+           'get_mlp', 'causal_mask', 'attention_probs', 'attention_ref', 'attention_sdpa', 'RMSNorm', 'rope_tables',
+           'apply_rope', 'dense_linear', 'SwiGLU', 'HookPoint', 'KVCache', 'Attention', 'Block', 'GPT', 'forward',
+           'head_weight', 'hook_names', 'hooks', 'run_with_cache', 'run_with_attention', 'flops_per_token',
+           'sample_logits', 'generate', 'complete', 'lr_schedule', 'get_batch', 'evaluate', 'train', 'save', 'load',
+           'train_preset', 'shipped_dir', 'pretrained', 'main', 'world_data', 'world_of', 'ngram_baselines',
+           'dataset_loss', 'task_accuracy', 'sentiment_consistency', 'world_eval', 'trace_attention', 'AttentionWidget']
 
 # %% ../nbs/03_gpt.ipynb #3ea47c6f
 @dataclass
@@ -367,6 +367,7 @@ def _check_idx(self, idx, pos: int = 0):
     if lo < 0 or hi >= c.vocab_size:
         raise ValueError(f"idx holds token ids in [{lo}, {hi}], expected 0 <= id < vocab_size={c.vocab_size}")
 
+# %% ../nbs/03_gpt.ipynb #057a6553
 @_method(GPT)
 def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
             return_hidden: bool = False):
@@ -403,6 +404,7 @@ def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache:
             if isinstance(s, dict) and s.get("aux_loss") is not None: loss = loss + s["aux_loss"]
     return logits, loss
 
+# %% ../nbs/03_gpt.ipynb #88674254
 @_method(GPT)
 @property
 def head_weight(self) -> torch.Tensor:
@@ -900,20 +902,36 @@ def train_preset(name: str, bar: bool = True, plot: bool | None = False, *, seed
                      bar=bar, plot=plot, desc=f"pretrain {name}", **kw)
     return model, hist
 
+# %% ../nbs/03_gpt.ipynb #065db0ff
+SHIPPED_PRESETS = ("world-tiny",)   # trained presets committed with the package (tools/ship_presets.py writes them)
+
+def shipped_dir() -> pathlib.Path:
+    "Where the package keeps its shipped checkpoints: `llmlab/weights/<preset key>/` (found through the installed package)."
+    import importlib.util
+    spec = importlib.util.find_spec("llmlab")
+    return pathlib.Path(spec.origin).parent / "weights"
+
 def pretrained(name: str = "world-tiny", device=None, retrain: bool = False, seed: int | None = None) -> GPT:
-    "The trained preset `name` (trained from `seed`, default the preset's) from the cache, trained and saved atomically on first use."
+    """The trained preset `name` (trained from `seed`, default the preset's): from the cache, else from the checkpoint the
+    package ships for exactly this preset (same key), else trained now and saved atomically. `retrain=True` always trains."""
     spec = _preset_spec(name, seed)
     if not isinstance(retrain, bool): raise TypeError(f"retrain must be a bool, got {retrain!r}")
     root = cache_dir("models")
     final = root / _preset_key(name, spec)
     ok = lambda: (final / "model.safetensors").exists() and (final / "config.json").exists()
     if ok() and not retrain: return _load_cached(final, device)
+    shipped = shipped_dir() / final.name
+    if not retrain and (shipped / "model.safetensors").is_file():
+        return load(shipped, device)                                    # checksummed; never written to
     with _file_lock(root / f"{final.name}.lock"):
         if ok() and not retrain: return _load_cached(final, device)     # another process trained it while we waited
         model, hist = train_preset(name, seed=seed)
+        every = max(1, len(hist["loss"]) // 100)                        # the curve, thinned to about 100 points
         save(model, final, meta={"preset": name, "seed": spec.get("seed", 0), "final_loss": hist["loss"][-1],
                                  "val_loss": hist["val_loss"][-1:] or None, "seconds": round(hist["seconds"], 1),
-                                 "tokens": hist["tokens"], "torch": torch.__version__, "threads": 1})
+                                 "tokens": hist["tokens"], "torch": torch.__version__, "threads": 1,
+                                 "curve": {"step": hist["step"][::every], "loss": [round(x, 4) for x in hist["loss"][::every]],
+                                           "val_step": hist["val_step"], "val_loss": [round(x, 4) for x in hist["val_loss"]]}})
     return load(final, device)
 
 def _load_cached(final: pathlib.Path, device=None) -> GPT:

@@ -676,3 +676,27 @@ def test_return_hidden_gives_the_states_before_the_tied_head():
     torch.testing.assert_close(h @ m.head_weight.T, logits, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="returns no loss"): m(idx, idx, return_hidden=True)
     with pytest.raises(TypeError, match="return_hidden must be a bool"): m(idx, return_hidden=1)
+
+def test_shipped_checkpoints_match_the_presets():
+    "llmlab/weights holds exactly one checkpoint per shipped preset, under the preset's current key (else: tools/ship_presets.py)."
+    root = G.shipped_dir()
+    want = {G._preset_key(n, G._preset_spec(n)): n for n in G.SHIPPED_PRESETS}
+    have = {d.name for d in root.iterdir() if d.is_dir()} if root.exists() else set()
+    assert have == set(want), (f"llmlab/weights holds {sorted(have)} but the shipped presets' keys are {sorted(want)}: "
+                               "a preset changed; run `python tools/ship_presets.py` and commit llmlab/weights")
+    for key, name in want.items():
+        m = G.load(root / key)                                   # verifies the SHA-256 of weights and config
+        assert m.meta["preset"] == name and m.meta["seed"] == G.PRESETS[name].get("seed", 0)
+        assert m.config.to_dict() == G.GPTConfig(**G.PRESETS[name]["config"]).to_dict()
+        assert "world_eval" in m.meta["shipped"] and len(m.meta["curve"]["loss"]) >= 50
+
+def test_pretrained_loads_the_shipped_checkpoint_without_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMLAB_CACHE", str(tmp_path))
+    def no_training(*a, **k): raise AssertionError("pretrained trained although a shipped checkpoint exists")
+    monkeypatch.setattr(G, "train_preset", no_training)
+    name = G.SHIPPED_PRESETS[0]
+    m = G.pretrained(name)
+    shipped = G.load(G.shipped_dir() / G._preset_key(name, G._preset_spec(name)))
+    for (k, a), (_, b) in zip(m.state_dict().items(), shipped.state_dict().items()): assert torch.equal(a, b), k
+    with pytest.raises(AssertionError, match="trained although"): G.pretrained(name, seed=12345)   # no shipped seed 12345
+    assert not any(tmp_path.rglob("model.safetensors"))          # the shipped copy is read in place, never copied

@@ -1,25 +1,34 @@
 """`make test` step 2: nbdev_test over every notebook, each in its own process, `--workers` at a time.
 
-Why a scheduler: the notebook that trains the shared presets (03_gpt) takes the longest, and the notebooks that load
-a preset (`pretrained(...)`) wait on its training lock. So 03_gpt starts first, the notebooks that need no preset run
-beside it, and the ones that load a preset come last -- no worker sits idle on the lock while others could run.
+Why a scheduler: with two workers the wall time is set by how the long notebooks are spread, so they start longest
+first (the LPT rule: each free worker takes the longest notebook left), using the times measured in an earlier run and
+kept in tools/nbtest_times.json; a notebook with no recorded time counts as long (new notebooks tend to be). The shared
+presets ship with the package (llmlab/weights), so no notebook waits for one to train -- unless a preset changed and
+was not re-shipped, in which case 03_gpt, the notebook that trains them, also starts first.
 Prints each notebook's wall time as it finishes, then a table sorted by time and the total.
 
-    python tools/run_nbtests.py [--workers 2] [nbs/NN_slug.ipynb ...]
+    python tools/run_nbtests.py [--workers 2] [--save-times] [nbs/NN_slug.ipynb ...]
 """
 from __future__ import annotations
-import argparse, concurrent.futures as cf, os, pathlib, subprocess, sys, time
+import argparse, concurrent.futures as cf, json, os, pathlib, subprocess, sys, time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRAINS_PRESETS = "03_gpt"
+TIMES = ROOT / "tools" / "nbtest_times.json"
+UNKNOWN_S = 240.0            # a notebook never timed: assume a long one, so it is not left for the end
 
 
-def order(paths: list[pathlib.Path]) -> list[pathlib.Path]:
-    "03_gpt first, then notebooks that load no preset, then those that do (each group in name order)."
+def recorded_times() -> dict[str, float]:
+    try: return {k: float(v) for k, v in json.loads(TIMES.read_text()).items()}
+    except (OSError, ValueError, AttributeError): return {}
+
+
+def order(paths: list[pathlib.Path], times: dict[str, float] | None = None) -> list[pathlib.Path]:
+    "Longest recorded time first (03_gpt always first: it trains any preset that is not shipped); ties in name order."
+    times = recorded_times() if times is None else times
     first = [p for p in paths if p.stem == TRAINS_PRESETS]
-    rest = [p for p in paths if p.stem != TRAINS_PRESETS]
-    loads = lambda p: "pretrained(" in p.read_text()
-    return first + [p for p in rest if not loads(p)] + [p for p in rest if loads(p)]
+    rest = sorted((p for p in paths if p.stem != TRAINS_PRESETS), key=lambda p: (-times.get(p.stem, UNKNOWN_S), p.name))
+    return first + rest
 
 
 def run_one(nb: pathlib.Path, nbdev_test: str, t_start: float) -> tuple[str, float, int, str]:
@@ -34,6 +43,7 @@ def run_one(nb: pathlib.Path, nbdev_test: str, t_start: float) -> tuple[str, flo
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=int(os.environ.get("NBDEV_WORKERS", 2)))
+    ap.add_argument("--save-times", action="store_true", help=f"write the measured times to {TIMES.relative_to(ROOT)}")
     ap.add_argument("paths", nargs="*")
     a = ap.parse_args(argv)
     if a.workers < 1: ap.error(f"--workers must be >= 1, got {a.workers}")
@@ -50,6 +60,10 @@ def main(argv=None) -> int:
         print(f"| {name} | {dt:.0f} | {'ok' if rc == 0 else 'FAILED'} |")
     print(f"\nnbdev_test: {len(results)} notebooks, {a.workers} at a time, wall {total:.0f} s "
           f"(sum of notebook times {sum(r[1] for r in results):.0f} s)")
+    if a.save_times:
+        TIMES.write_text(json.dumps({**recorded_times(), **{pathlib.Path(n).stem: round(dt) for n, dt, _, _ in results}},
+                                    indent=1, sort_keys=True) + "\n")
+        print(f"times written to {TIMES.relative_to(ROOT)}")
     failed = [r for r in results if r[2]]
     for name, _, _, out in failed:
         print(f"\n===== {name} failed; the end of its output: =====\n{out}")
