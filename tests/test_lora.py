@@ -217,7 +217,8 @@ BACKENDS = ["torch", "triton"]
        backend=st.sampled_from(BACKENDS), seed=st.integers(0, 1000))
 def test_nf4_matmul_equals_dequantise_then_matmul(M, N, kb, bs, backend, seed):
     g = torch.Generator().manual_seed(seed)
-    K = kb * bs + (bs if bs == 2 else 0) * 3             # odd-looking widths: 5*2, 16, 32, 48, 64, 96
+    K = kb * bs + 2 * (N % 3)                            # blocks may straddle rows: only N*K must divide by bs
+    if (N * K) % bs: N = bs                              # (then N*K = bs*K is a multiple)
     w = torch.randn(N, K, generator=g)
     x = torch.randn(M, K, generator=g)
     packed, absmax = nf4_quantize(w, bs)
@@ -261,11 +262,11 @@ def test_errors():
     with pytest.raises(ValueError, match="unknown target"): add_lora(m, targets=("wq", "q_proj"))
     with pytest.raises(TypeError, match="targets"): add_lora(m, targets="wq")
     with pytest.raises(ValueError, match="multiple of block_size"): nf4_quantize(torch.randn(3, 10), 64)
-    with pytest.raises(ValueError, match="multiple of block_size"): QLoRALinear(nn.Linear(48, 8), block_size=32)
+    with pytest.raises(ValueError, match="multiple of block_size"): QLoRALinear(nn.Linear(50, 8), block_size=32)
     with pytest.raises(ValueError, match="even"): nf4_quantize(torch.randn(9), 3)
     with pytest.raises(ValueError, match="non-finite"): nf4_quantize(torch.tensor([1.0, float("nan")]), 2)
     p, a = nf4_quantize(torch.randn(4, 64), 32)
-    with pytest.raises(ValueError, match="multiple of block_size"): nf4_matmul(torch.randn(2, 48), p[:96], a[:6], 4, 32)
+    with pytest.raises(ValueError, match="multiple of block_size"): nf4_matmul(torch.randn(2, 50), p[:100], a[:6], 4, 32)
     with pytest.raises(ValueError, match="shape"): nf4_matmul(torch.randn(2, 64), p, a, 5, 32)
     with pytest.raises(ValueError, match="backend"): nf4_matmul(torch.randn(2, 64), p, a, 4, 32, backend="cuda")
     with pytest.raises(ValueError, match="no LoRALinear"): merge_lora(GPT(GPTConfig(vocab_size=40, d_model=32, n_layer=1, n_head=4)))
@@ -280,3 +281,24 @@ def test_errors():
     with pytest.raises(RuntimeError, match="4-bit"): q.unmerge()
     A, B = vera_shared(4, 4, 2)
     with pytest.raises(ValueError, match="shared_A"): VeRALinear(linear(8, 4), 2, A, B)
+
+
+def test_trace_lora_numbers_and_errors():
+    from llmlab.lora import trace_lora
+    torch.manual_seed(0)
+    full, low = torch.randn(12, 10), torch.randn(12, 3) @ torch.randn(3, 10)
+    merge = {"prompt": "a b", "tokens": ["x", "<y>"], "unmerged": [0.5, 0.25], "merged": [0.5, 0.25 + 1e-7]}
+    t = trace_lora(full, low, {"full": 1.0, "LoRA r=3": 0.5}, merge, name="w")
+    s = torch.linalg.svdvals(full.double())
+    assert t["sv_full"] == [round(float(v), 5) for v in s] and len(t["sv_lora"]) == 10
+    assert abs(t["energy"][2] - float((s[:3] ** 2).sum() / (s ** 2).sum())) < 1e-5 and t["energy"][-1] == 1.0
+    assert t["sv_lora"][3] < 1e-4 and abs(t["merge"]["max_diff"] - 1e-7) < 1e-9 and t["merge"]["tokens"][1] == "<y>"
+    with pytest.raises(ValueError, match="shape"): trace_lora(full, low[:, :5], {"full": 1.0}, merge)
+    with pytest.raises(ValueError, match="'full'"): trace_lora(full, low, {"LoRA r=3": 0.5}, merge)
+    with pytest.raises(ValueError, match="accuracy"): trace_lora(full, low, {"full": 1.5}, merge)
+    with pytest.raises(ValueError, match="merge"): trace_lora(full, low, {"full": 1.0}, {"prompt": "a"})
+    from llmlab.lab import HAS_WIDGETS
+    if HAS_WIDGETS:
+        from llmlab.lora import LoRAWidget
+        w = LoRAWidget(t)
+        assert w.step == 10 and "render" in w._esm

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['GEMV_MAX_ROWS', 'nf4_matmul_triton']
 
-# %% ../../nbs/22a_lora_kernels.ipynb #0951267f
+# %% ../../nbs/22a_lora_kernels.ipynb #fe168a5c
 import torch
 from ..lab import HAS_TRITON, triton, tl, autotune, interpreting, check_int, check_tensor
 
-# %% ../../nbs/22a_lora_kernels.ipynb #4ad5c827
+# %% ../../nbs/22a_lora_kernels.ipynb #f5c9de39
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)          # what the kernels compute in; others are refused
 
 def _check_args(x, packed, absmax, levels, N: int, block_size: int):
@@ -19,7 +19,8 @@ def _check_args(x, packed, absmax, levels, N: int, block_size: int):
     if x.dtype not in _DTYPES: raise TypeError(f"nf4_matmul_triton: x has dtype {x.dtype}; the kernel takes float32, float16 or bfloat16")
     N, block_size = check_int("N", N, lo=1), check_int("block_size", block_size, lo=2)
     K = x.shape[1]
-    if K % block_size or block_size % 2: raise ValueError(f"K={K} must be a multiple of an even block_size, got block_size={block_size}")
+    if (N * K) % block_size or block_size % 2:
+        raise ValueError(f"N*K={N}*{K} must be a multiple of an even block_size, got block_size={block_size}")
     check_tensor("packed", packed, shape=(N * K // 2,), dtype=torch.uint8)
     check_tensor("absmax", absmax, shape=(N * K // block_size,), dtype=torch.float32)
     check_tensor("levels", levels, shape=(16,), dtype=torch.float32)
@@ -27,7 +28,7 @@ def _check_args(x, packed, absmax, levels, N: int, block_size: int):
         if t.device != x.device: raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
     if N * K >= 2 ** 31: raise ValueError(f"N*K={N * K} overflows the kernel's 32-bit offsets")
 
-# %% ../../nbs/22a_lora_kernels.ipynb #e3012dc4
+# %% ../../nbs/22a_lora_kernels.ipynb #bc489fe6
 @triton.jit
 def _add(a, b):
     "Combine function of a sum, `tl.reduce(x, axis, _add)`."
@@ -56,7 +57,7 @@ def _nf4_gemv_kernel(x_ptr, packed_ptr, absmax_ptr, levels_ptr, y_ptr, N, K, str
         acc += tl.reduce(w * x[None, :], 1, _add)                           # sum over k
     tl.store(y_ptr + m * stride_ym + rn, acc.to(y_ptr.dtype.element_ty), mask=rn < N)
 
-# %% ../../nbs/22a_lora_kernels.ipynb #fac021ae
+# %% ../../nbs/22a_lora_kernels.ipynb #02dc8a02
 _GEMM_CONFIGS = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
                  for bm, bn, bk, w, s in [(32, 32, 32, 4, 1), (64, 128, 64, 4, 3), (128, 128, 64, 8, 3), (128, 64, 64, 4, 4)]] if HAS_TRITON else []
 
@@ -82,7 +83,7 @@ def _nf4_gemm_kernel(x_ptr, packed_ptr, absmax_ptr, levels_ptr, y_ptr, M, N, K, 
     tl.store(y_ptr + rm[:, None] * stride_ym + rn[None, :], acc.to(y_ptr.dtype.element_ty),
              mask=(rm[:, None] < M) & (rn[None, :] < N))
 
-# %% ../../nbs/22a_lora_kernels.ipynb #cf2c9c71
+# %% ../../nbs/22a_lora_kernels.ipynb #99fd043d
 GEMV_MAX_ROWS = 4          # up to this many rows (decoding) the GEMV kernel runs; above it the GEMM
 
 def nf4_matmul_triton(x: torch.Tensor, packed: torch.Tensor, absmax: torch.Tensor, levels: torch.Tensor, N: int,
