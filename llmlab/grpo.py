@@ -4,7 +4,7 @@
 
 # %% ../nbs/31_grpo.ipynb #45c094b3
 from __future__ import annotations
-import math, time, random
+import inspect, math, time, random
 from typing import Callable, Sequence
 import numpy as np
 import torch
@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from .lab import (progress, LivePlot, LabWidget, HAS_WIDGETS, widget_esm, check_int, check_float, check_choice,
                         check_tensor)
 from .gpt import complete, _logits_of, _pad_ids   # _logits_of: a GPT returns (logits, loss), other models logits
+from .kernels.preference import fused_linear_logprobs   # the fused path: log-probs without the logits (30a)
 
 # %% auto #0
-__all__ = ['SCALES', 'LOSS_TYPES', 'group_advantages', 'sequence_logprobs', 'grpo_loss', 'sample_completions', 'greedy_accuracy',
-           'GRPOTrainer', 'trace_grpo', 'GRPOWidget']
+__all__ = ['SCALES', 'LOGPROB_BACKENDS', 'LOSS_TYPES', 'group_advantages', 'has_hidden_path', 'sequence_logprobs', 'grpo_loss',
+           'sample_completions', 'greedy_accuracy', 'GRPOTrainer', 'trace_grpo', 'GRPOWidget']
 
 # %% ../nbs/31_grpo.ipynb #b310e819
 SCALES = ("group", "batch", "none")
@@ -77,9 +78,26 @@ def _check_scoring(model, prompts, completions, mask):
     return prompts, lens, vocab
 
 # %% ../nbs/31_grpo.ipynb #8b703f86
-def sequence_logprobs(model, prompts, completions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    "Per-token log-probabilities (N, C) of `completions` after `prompts` under `model`; 0 where `mask` is 0."
+LOGPROB_BACKENDS = ("auto", "logits", "fused", "torch", "triton")
+
+def has_hidden_path(model) -> bool:
+    "True when `model(idx, return_hidden=True)` gives the final hidden states and `model.head_weight` the (V, d) head."
+    try: params = inspect.signature(model.forward).parameters
+    except (AttributeError, TypeError, ValueError): return False
+    return "return_hidden" in params and isinstance(getattr(model, "head_weight", None), torch.Tensor)
+
+def sequence_logprobs(model, prompts, completions: torch.Tensor, mask: torch.Tensor, *, backend: str = "auto",
+                      chunk_size: int = 4096) -> torch.Tensor:
+    """Per-token log-probabilities (N, C) float32 of `completions` after `prompts` under `model`; 0 where `mask` is 0.
+    `backend`: 'logits' materialises log_softmax over (N, T, V); 'fused' streams the vocabulary through
+    `fused_linear_logprobs` from `model(idx, return_hidden=True)` and `model.head_weight` (Triton on CUDA, PyTorch chunks
+    of `chunk_size` on CPU; 'torch' / 'triton' force one); 'auto': fused when the model supports it, else logits."""
+    backend, chunk_size = check_choice("backend", backend, LOGPROB_BACKENDS), check_int("chunk_size", chunk_size, lo=1)
     prompts, lens, vocab = _check_scoring(model, prompts, completions, mask)
+    fused = backend != "logits" and (backend != "auto" or has_hidden_path(model))
+    if fused and not has_hidden_path(model):
+        raise ValueError(f"backend={backend!r} needs a model with forward(idx, return_hidden=True) and head_weight "
+                         f"(a llmlab GPT); {type(model).__name__} has not: use backend='logits' or 'auto'")
     (N, C), T = completions.shape, max(lens) + completions.shape[1]
     # Right-pad each row as [prompt_i, completion_i, pad]: the model is causal, so padding after a token never
     # changes what the model saw before it, and every row keeps positions 0.. like at generation time.
@@ -87,12 +105,23 @@ def sequence_logprobs(model, prompts, completions: torch.Tensor, mask: torch.Ten
     for i, p in enumerate(prompts):
         idx[i, :lens[i]] = p.to(completions.device)
         idx[i, lens[i]:lens[i] + C] = completions[i]
-    logp_all = F.log_softmax(_logits_of(model(idx[:, :-1])).float(), dim=-1)      # (N, T-1, V): predicts idx[:, 1:]
-    if vocab is None: _check_ids("completions", completions, logp_all.shape[-1])
     start = torch.tensor(lens, device=completions.device) - 1                   # position predicting completion[0]
     pos = start[:, None] + torch.arange(C, device=completions.device)[None]     # (N, C)
+    if fused: return _fused_logprobs(model, idx, pos, completions, mask, backend, chunk_size)
+    logp_all = F.log_softmax(_logits_of(model(idx[:, :-1])).float(), dim=-1)      # (N, T-1, V): predicts idx[:, 1:]
+    if vocab is None: _check_ids("completions", completions, logp_all.shape[-1])
     logp = logp_all.gather(1, pos[..., None].expand(N, C, logp_all.shape[-1])).gather(2, completions.long()[..., None]).squeeze(-1)
     return logp * mask.to(logp.dtype)
+
+def _fused_logprobs(model, idx, pos, completions, mask, backend: str, chunk_size: int) -> torch.Tensor:
+    "The fused path: hidden states at the counted completion positions only, log p by `fused_linear_logprobs`."
+    W = model.head_weight                                                      # (V, d), tied to the embedding
+    h, _ = model(idx[:, :-1], return_hidden=True)                              # (N, T-1, d): no logits
+    keep = mask.bool()                                                         # (N, C)
+    rows = h.gather(1, pos[..., None].expand(*pos.shape, h.shape[-1]))[keep]   # (M, d), M = tokens counted
+    kb = "auto" if backend in ("auto", "fused") else backend                   # Triton on CUDA, PyTorch chunks on CPU
+    lp = fused_linear_logprobs(rows.to(W.dtype), W, completions[keep].long(), chunk_size=chunk_size, backend=kb)   # (M,)
+    return torch.zeros(mask.shape, dtype=lp.dtype, device=lp.device).masked_scatter(keep, lp)
 
 # %% ../nbs/31_grpo.ipynb #5ced17f8
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
@@ -232,7 +261,7 @@ class GRPOTrainer:
                  lr: float = 1e-4, mu: int = 1, beta: float = 0.0, ref_model=None, eps_low: float = 0.2,
                  eps_high: float = 0.2, loss_type: str = "grpo", scale: str | None = None,
                  dynamic_sampling: bool = False, grad_clip: float = 1.0, seed: int = 0, probe_task=None,
-                 snapshot_every: int = 1, plot: bool | None = None):
+                 snapshot_every: int = 1, plot: bool | None = None, backend: str = "auto"):
         _check_model("model", model); self.tasks = _check_tasks(tasks)
         for name, f in (("reward_fn", reward_fn), ("encode", encode), ("decode", decode)):
             if not callable(f): raise TypeError(f"{name} must be callable, got {type(f).__name__}")
@@ -246,6 +275,7 @@ class GRPOTrainer:
         if self.beta > 0 and ref_model is None: raise ValueError("beta > 0 needs ref_model (a frozen copy of the starting policy)")
         if ref_model is not None: _check_model("ref_model", ref_model)
         self.loss_type = check_choice("loss_type", loss_type, LOSS_TYPES)
+        self.backend = check_choice("backend", backend, LOGPROB_BACKENDS)   # sequence_logprobs' path: fused for a GPT under 'auto'
         self.scale = check_choice("scale", ("none" if loss_type == "dr_grpo" else "group") if scale is None else scale, SCALES)
         if not isinstance(dynamic_sampling, bool): raise TypeError(f"dynamic_sampling must be a bool, got {dynamic_sampling!r}")
         if plot is not None and not isinstance(plot, bool): raise TypeError(f"plot must be None or a bool, got {plot!r}")
@@ -281,10 +311,10 @@ def _rollout(self, tasks) -> dict:
 def _update(self, prompts, comp: torch.Tensor, mask: torch.Tensor, adv: torch.Tensor) -> dict:
     "`mu` optimisation steps on the clipped objective for one batch; FloatingPointError before any non-finite step."
     with torch.no_grad():
-        logp_old = sequence_logprobs(self.model, prompts, comp, mask)
-        logp_ref = sequence_logprobs(self.ref_model, prompts, comp, mask) if self.ref_model is not None else None
+        logp_old = sequence_logprobs(self.model, prompts, comp, mask, backend=self.backend)
+        logp_ref = sequence_logprobs(self.ref_model, prompts, comp, mask, backend=self.backend) if self.ref_model is not None else None
     for j in range(self.mu):
-        logp = sequence_logprobs(self.model, prompts, comp, mask)
+        logp = sequence_logprobs(self.model, prompts, comp, mask, backend=self.backend)
         where = f"optimisation step {j + 1}/{self.mu} of GRPO step {len(self.history)}"
         for name, t in (("log-probabilities", logp), ("log-probabilities before the update", logp_old)):
             if not bool(torch.isfinite(t).all()): raise FloatingPointError(f"the policy's {name} are not finite at {where}; weights not updated")
@@ -327,7 +357,7 @@ def _snapshot(self, step: int) -> dict:
     self.close_snapshot(step)
     ro = self.rollout([self.probe_task])
     adv = group_advantages(ro["rewards"], self.G, self.scale)
-    lp = sequence_logprobs(self.model, ro["prompts"], ro["completions"], ro["mask"])        # (G, C)
+    lp = sequence_logprobs(self.model, ro["prompts"], ro["completions"], ro["mask"], backend=self.backend)        # (G, C)
     group = []
     for i in range(self.G):
         ids = ro["completions"][i][ro["mask"][i].bool()].tolist()
@@ -344,7 +374,7 @@ def _close_snapshot(self, step: int):
     "Give the open snapshot each token's change of log-probability under the model now (after the steps since it)."
     if self._open is None: return
     snap, ro, lp = self._open
-    d = sequence_logprobs(self.model, ro["prompts"], ro["completions"], ro["mask"]) - lp            # (G, C)
+    d = sequence_logprobs(self.model, ro["prompts"], ro["completions"], ro["mask"], backend=self.backend) - lp            # (G, C)
     for i, g in enumerate(snap["group"]): g["dlogp"] = d[i, :len(g["ids"])].tolist()
     snap["until"], self._open = step, None
 

@@ -386,3 +386,63 @@ def test_runaway_ratio_gives_a_large_finite_loss():
                             logp_ref=lp.detach() - 1000.0, beta=0.1)
         assert torch.isfinite(loss) and loss.item() > 1e8 and math.isfinite(m["kl"]) and math.isfinite(m["mean_ratio"])
         assert torch.isfinite(torch.autograd.grad(loss, lp)[0]).all()
+
+
+# ---- the fused log-prob path (issue 19): model(idx, return_hidden=True) + fused_linear_logprobs ----
+def _tiny_gpt(V=11, seed=0):
+    from llmlab.gpt import GPT, GPTConfig
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=V, ctx_len=16, n_layer=2, n_head=2, d_model=16))
+
+def _logps_and_grads(model, prompts, comp, mask, **kw):
+    model.zero_grad()
+    lp = sequence_logprobs(model, prompts, comp, mask, **kw)
+    (lp * torch.linspace(-1, 1, lp.numel()).view_as(lp)).sum().backward()
+    return lp.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+@pytest.mark.parametrize("backend,chunk", [("fused", 7), ("fused", 4096), ("torch", 3), ("triton", 5), ("auto", 4)])
+def test_fused_path_equals_the_logits_path_values_and_gradients(backend, chunk):
+    m = _tiny_gpt()
+    g = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(0, 11, (n,), generator=g) for n in (3, 1, 5)]
+    comp = torch.randint(0, 11, (3, 6), generator=g)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]])
+    lp0, g0 = _logps_and_grads(m, prompts, comp, mask, backend="logits")
+    lp1, g1 = _logps_and_grads(m, prompts, comp, mask, backend=backend, chunk_size=chunk)
+    torch.testing.assert_close(lp1, lp0, atol=2e-6, rtol=1e-5)
+    assert lp1.dtype == torch.float32 and (lp1[mask == 0] == 0).all()
+    for n in g0: torch.testing.assert_close(g1[n], g0[n], atol=2e-6, rtol=1e-5, msg=f"gradient of {n} differs")
+
+def test_fused_path_fully_masked_gives_zeros_and_zero_gradients():
+    m = _tiny_gpt()
+    prompts, comp = [torch.tensor([1, 2])], torch.tensor([[3, 4]])
+    lp, grads = _logps_and_grads(m, prompts, comp, torch.zeros(1, 2), backend="fused")
+    assert (lp == 0).all() and all((v == 0).all() for v in grads.values())
+
+def test_auto_falls_back_for_a_model_without_hidden_states_and_fused_is_refused():
+    from llmlab.grpo import has_hidden_path
+    torch.manual_seed(0); m = TinyLM()
+    prompts, comp, mask = [torch.tensor([1, 2])], torch.tensor([[3, 4]]), torch.ones(1, 2)
+    assert not has_hidden_path(m) and has_hidden_path(_tiny_gpt())
+    torch.testing.assert_close(sequence_logprobs(m, prompts, comp, mask), sequence_logprobs(m, prompts, comp, mask, backend="logits"))
+    with pytest.raises(ValueError, match=r"needs a model with forward\(idx, return_hidden=True\)"):
+        sequence_logprobs(m, prompts, comp, mask, backend="fused")
+    with pytest.raises(ValueError, match="backend must be one of"): sequence_logprobs(m, prompts, comp, mask, backend="cuda")
+    with pytest.raises(ValueError, match="chunk_size must be an int >= 1"): sequence_logprobs(_tiny_gpt(), prompts, comp, mask, chunk_size=0)
+
+def test_grpo_trainer_step_is_the_same_through_both_paths():
+    import copy
+    digit_sum = lambda t, x: float(sum(map(int, x.split())))
+    def step(backend):
+        pol = _tiny_gpt()
+        tr = GRPOTrainer(pol, [FirstIsThree()], digit_sum, group_size=8, encode=lambda s: [0],
+                         decode=lambda ids: " ".join(map(str, ids)), max_new_tokens=3, stop_ids=(5,), lr=0.05,
+                         ref_model=copy.deepcopy(pol), beta=0.05, mu=2, plot=False, backend=backend)
+        m, _, _ = tr.step()
+        return m, torch.cat([p.detach().flatten() for p in pol.parameters()])
+    (m0, w0), (m1, w1) = step("logits"), step("fused")
+    for k in ("loss", "kl", "reward"): assert m1[k] == pytest.approx(m0[k], abs=1e-5), k
+    assert m0["kl"] > 0 and m0["loss"] != 0
+    torch.testing.assert_close(w1, w0, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        GRPOTrainer(_tiny_gpt(), [FirstIsThree()], digit_sum, encode=lambda s: [0], decode=str, backend="gpu")
