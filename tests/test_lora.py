@@ -306,7 +306,7 @@ def test_trace_lora_numbers_and_errors():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-3), (torch.bfloat16, 3e-2), (torch.float16, 1e-2)])
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 5e-3), (torch.bfloat16, 3e-2), (torch.float16, 1e-2)])
 @pytest.mark.parametrize("M", [1, 3, 16, 257])
 def test_nf4_matmul_compiled_on_gpu(M, dtype, tol):
     "The compiled GEMV (M <= 4) and GEMM kernels against dequantise-then-matmul in float32, relative to the output scale."

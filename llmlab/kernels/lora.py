@@ -57,7 +57,7 @@ def _nf4_gemv_kernel(x_ptr, packed_ptr, absmax_ptr, levels_ptr, y_ptr, N, K, str
         acc += tl.reduce(w * x[None, :], 1, _add)                           # sum over k
     tl.store(y_ptr + m * stride_ym + rn, acc.to(y_ptr.dtype.element_ty), mask=rn < N)
 
-# %% ../../nbs/22a_lora_kernels.ipynb #02dc8a02
+# %% ../../nbs/22a_lora_kernels.ipynb #97ef0d4b
 _GEMM_CONFIGS = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
                  for bm, bn, bk, w, s in [(32, 32, 32, 4, 1), (64, 128, 64, 4, 3), (128, 128, 64, 8, 3), (128, 64, 64, 4, 4)]] if HAS_TRITON else []
 
@@ -65,7 +65,7 @@ _GEMM_CONFIGS = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, nu
 @triton.jit
 def _nf4_gemm_kernel(x_ptr, packed_ptr, absmax_ptr, levels_ptr, y_ptr, M, N, K, stride_xm, stride_ym,
                      BLOCK_SIZE_Q: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    "Prefill: Y (BM, BN) tile = X (BM, K) @ W (BN, K)^T, each W tile dequantised in registers, then tl.dot."
+    "Prefill: Y (BM, BN) tile = X (BM, K) @ W (BN, K)^T, each W tile dequantised in registers and cast to x's dtype, then tl.dot."
     pid_m, pid_n = tl.program_id(0), tl.program_id(1)
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -79,7 +79,7 @@ def _nf4_gemm_kernel(x_ptr, packed_ptr, absmax_ptr, levels_ptr, y_ptr, M, N, K, 
         code = tl.where(idx % 2 == 0, byte >> 4, byte & 15)                   # high nibble first
         lv = tl.load(levels_ptr + code)                                       # NF4[code]: 16-entry table, stays in L1
         w = lv * tl.load(absmax_ptr + idx // BLOCK_SIZE_Q, mask=wmask, other=0.0)   # * absmax of the block: (BN, BK)
-        acc += tl.dot(x.to(tl.float32), tl.trans(w))
+        acc += tl.dot(x, tl.trans(w.to(x.dtype)))                             # tensor cores in x's dtype, float32 accumulator
     tl.store(y_ptr + rm[:, None] * stride_ym + rn[None, :], acc.to(y_ptr.dtype.element_ty),
              mask=(rm[:, None] < M) & (rn[None, :] < N))
 
