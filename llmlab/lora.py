@@ -8,14 +8,14 @@ import math, pathlib, os
 import torch, torch.nn as nn, torch.nn.functional as F
 from .lab import (HAS_WIDGETS, LabWidget, widget_esm, pick_backend, check_int, check_float, check_choice,
                         check_tensor, trace_size)
-from .gpt import register_linear
+from .gpt import register_linear, _method   # _method: attach a method to a class defined in an earlier cell
 
 # %% auto #0
-__all__ = ['ADAPTERS', 'DEFAULT_TARGETS', 'NF4', 'lora_ref', 'lora_scale', 'LoRALinear', 'vera_shared', 'VeRALinear', 'add_lora',
-           'add_vera', 'adapters', 'merge_lora', 'trainable_parameters', 'lora_linear', 'lora_state_dict',
-           'save_adapter', 'load_adapter', 'loraplus_param_groups', 'nf4_levels', 'nf4_quantize', 'nf4_codes',
-           'nf4_dequantize', 'quantize_absmax', 'dequantize_absmax', 'QLoRALinear', 'nf4_matmul_ref', 'nf4_matmul',
-           'trace_lora', 'LoRAWidget']
+__all__ = ['ADAPTERS', 'DEFAULT_TARGETS', 'NF4', 'lora_ref', 'lora_scale', 'LoRALinear', 'delta_weight', 'forward', 'merge',
+           'unmerge', 'extra_repr', 'vera_shared', 'VeRALinear', 'add_lora', 'add_vera', 'adapters', 'merge_lora',
+           'trainable_parameters', 'lora_linear', 'lora_state_dict', 'save_adapter', 'load_adapter',
+           'loraplus_param_groups', 'nf4_levels', 'nf4_quantize', 'nf4_codes', 'nf4_dequantize', 'quantize_absmax',
+           'dequantize_absmax', 'QLoRALinear', 'nf4_matmul_ref', 'nf4_matmul', 'trace_lora', 'LoRAWidget']
 
 # %% ../nbs/22_lora.ipynb #38208cbb
 def lora_ref(x: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scale: float) -> torch.Tensor:
@@ -44,6 +44,7 @@ def _base_weight(base) -> torch.Tensor:
     W = base.weight if isinstance(base, nn.Linear) else base.dequantized_weight()
     return W if W.dtype in (torch.float32, torch.float64) else W.float()
 
+# %% ../nbs/22_lora.ipynb #39d73fa3
 class LoRALinear(nn.Module):
     """A frozen linear layer plus a trainable low-rank update: y = base(x) + s * B A dropout(x), s = alpha / r
     (alpha / sqrt(r) with rsLoRA). B starts at zero, so the layer equals its base at init. `init='pissa'` starts A, B
@@ -85,64 +86,74 @@ class LoRALinear(nn.Module):
             self.lora_B.copy_(U[:, :self.r] * root[None, :])                    # (out, r)
             self.base.weight.copy_((W - self.scale * self.lora_B @ self.lora_A).to(self.base.weight.dtype))
 
-    def delta_weight(self) -> torch.Tensor:
-        "The low-rank update s * B A (out, in)."
-        return self.scale * self.lora_B @ self.lora_A
+# %% ../nbs/22_lora.ipynb #0ccb17c6
+@_method(LoRALinear)
+def delta_weight(self) -> torch.Tensor:
+    "The low-rank update s * B A (out, in)."
+    return self.scale * self.lora_B @ self.lora_A
 
-    def _dora_factor(self, W_eff) -> torch.Tensor:
-        "m / ||W + s B A||_row (out,), the norm detached from the graph as in the DoRA paper."
-        return self.magnitude / W_eff.norm(dim=1).detach().clamp_min(1e-12)
+@_method(LoRALinear)
+def _dora_factor(self, W_eff) -> torch.Tensor:
+    "m / ||W + s B A||_row (out,), the norm detached from the graph as in the DoRA paper."
+    return self.magnitude / W_eff.norm(dim=1).detach().clamp_min(1e-12)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.merged: return self.base(x)
-        y = self.base(x)
-        lora = (self.dropout(x) @ self.lora_A.T.to(x.dtype)) @ self.lora_B.T.to(x.dtype) * self.scale   # (..., out)
-        if not self.use_dora: return y + lora
-        bias = self.base.bias
-        if bias is not None: y = y - bias
-        W_eff = _base_weight(self.base) + self.delta_weight()
-        y = self._dora_factor(W_eff).to(x.dtype) * (y + lora)
-        return y + bias if bias is not None else y
+@_method(LoRALinear)
+def forward(self, x: torch.Tensor) -> torch.Tensor:
+    if self.merged: return self.base(x)
+    y = self.base(x)
+    lora = (self.dropout(x) @ self.lora_A.T.to(x.dtype)) @ self.lora_B.T.to(x.dtype) * self.scale   # (..., out)
+    if not self.use_dora: return y + lora
+    bias = self.base.bias
+    if bias is not None: y = y - bias
+    W_eff = _base_weight(self.base) + self.delta_weight()
+    y = self._dora_factor(W_eff).to(x.dtype) * (y + lora)
+    return y + bias if bias is not None else y
 
-    @torch.no_grad()
-    def merge(self) -> "LoRALinear":
-        "Fold the update into the base weight (W <- W + s B A, DoRA: W <- m / ||W + s B A|| * (W + s B A)); forward is then one matmul."
-        if self.merged: raise RuntimeError("this LoRALinear is already merged; call unmerge() first")
-        W = _base_weight(self.base)
-        W_new = W + self.delta_weight()
-        if self.use_dora:
-            self._merge_norm = W_new.norm(dim=1)
-            W_new = (self.magnitude / self._merge_norm.clamp_min(1e-12))[:, None] * W_new
-        self._set_base_weight(W_new)
-        self.merged = True
-        return self
+# %% ../nbs/22_lora.ipynb #de15f5ac
+@_method(LoRALinear)
+@torch.no_grad()
+def merge(self) -> "LoRALinear":
+    "Fold the update into the base weight (W <- W + s B A, DoRA: W <- m / ||W + s B A|| * (W + s B A)); forward is then one matmul."
+    if self.merged: raise RuntimeError("this LoRALinear is already merged; call unmerge() first")
+    W = _base_weight(self.base)
+    W_new = W + self.delta_weight()
+    if self.use_dora:
+        self._merge_norm = W_new.norm(dim=1)
+        W_new = (self.magnitude / self._merge_norm.clamp_min(1e-12))[:, None] * W_new
+    self._set_base_weight(W_new)
+    self.merged = True
+    return self
 
-    @torch.no_grad()
-    def unmerge(self) -> "LoRALinear":
-        "Take the update back out of the base weight (exact to float rounding for a full-precision base)."
-        if not self.merged: raise RuntimeError("this LoRALinear is not merged; nothing to unmerge")
-        if not isinstance(self.base, nn.Linear):
-            raise RuntimeError("merging into a 4-bit base re-quantised it; that rounding cannot be undone (keep the adapter unmerged)")
-        W = _base_weight(self.base)
-        if self.use_dora: W = W * (self._merge_norm.clamp_min(1e-12) / self.magnitude)[:, None]
-        self._set_base_weight(W - self.delta_weight())
-        self.merged = False
-        return self
+@_method(LoRALinear)
+@torch.no_grad()
+def unmerge(self) -> "LoRALinear":
+    "Take the update back out of the base weight (exact to float rounding for a full-precision base)."
+    if not self.merged: raise RuntimeError("this LoRALinear is not merged; nothing to unmerge")
+    if not isinstance(self.base, nn.Linear):
+        raise RuntimeError("merging into a 4-bit base re-quantised it; that rounding cannot be undone (keep the adapter unmerged)")
+    W = _base_weight(self.base)
+    if self.use_dora: W = W * (self._merge_norm.clamp_min(1e-12) / self.magnitude)[:, None]
+    self._set_base_weight(W - self.delta_weight())
+    self.merged = False
+    return self
 
-    def _set_base_weight(self, W):
-        if isinstance(self.base, nn.Linear): self.base.weight.copy_(W.to(self.base.weight.dtype))
-        else: self.base.requantize_(W)
+@_method(LoRALinear)
+def _set_base_weight(self, W):
+    if isinstance(self.base, nn.Linear): self.base.weight.copy_(W.to(self.base.weight.dtype))
+    else: self.base.requantize_(W)
 
-    def extra_repr(self) -> str:
-        return (f"r={self.r}, alpha={self.alpha}, scale={self.scale:.4g}, init={self.init!r}"
-                + (", rslora" if self.use_rslora else "") + (", dora" if self.use_dora else "") + (", merged" if self.merged else ""))
+@_method(LoRALinear)
+def extra_repr(self) -> str:
+    return (f"r={self.r}, alpha={self.alpha}, scale={self.scale:.4g}, init={self.init!r}"
+            + (", rslora" if self.use_rslora else "") + (", dora" if self.use_dora else "") + (", merged" if self.merged else ""))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        "A dense checkpoint's `weight`/`bias` load into the base, so a 'lora' GPT loads a plain GPT's state dict."
-        for k in ("weight", "bias"):
-            if prefix + k in state_dict and prefix + "base." + k not in state_dict:
-                state_dict[prefix + "base." + k] = state_dict.pop(prefix + k)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+@_method(LoRALinear)
+def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    "A dense checkpoint's `weight`/`bias` load into the base, so a 'lora' GPT loads a plain GPT's state dict."
+    for k in ("weight", "bias"):
+        if prefix + k in state_dict and prefix + "base." + k not in state_dict:
+            state_dict[prefix + "base." + k] = state_dict.pop(prefix + k)
+    super(LoRALinear, self)._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 # %% ../nbs/22_lora.ipynb #f0cbfc3e
 def vera_shared(max_in: int, max_out: int, r: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
