@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from .lab import (check_choice, check_float, check_int, check_tensor, progress, LivePlot, HAS_WIDGETS, LabWidget,
                         widget_esm, seed_everything)
 from .gpt import complete, _pad_ids
-from .grpo import sequence_logprobs
+from .grpo import sequence_logprobs, LOGPROB_BACKENDS   # the one per-token log-prob routine (fused path for a GPT)
 from .kernels.preference import fused_linear_logprobs     # re-exported: the fused log-prob path (30a)
 
 # %% auto #0
-__all__ = ['LOSS_TYPES', 'preference_loss', 'kto_kl_estimate', 'kto_loss', 'sentiment_oracle', 'make_pairs', 'evaluate_policy',
-           'PreferenceTrainer', 'token_logratios', 'trace_preference']
+__all__ = ['LOSS_TYPES', 'TRAINER_LOSSES', 'preference_loss', 'kto_kl_estimate', 'kto_loss', 'sentiment_oracle', 'make_pairs',
+           'sample_answers', 'evaluate_policy', 'PreferenceTrainer', 'token_logratios', 'trace_preference']
 
 # %% ../nbs/30_preference.ipynb #cf104e25
 LOSS_TYPES = ("dpo", "cdpo", "ipo", "simpo", "orpo")
@@ -110,58 +110,103 @@ def make_pairs(model, tok, prompts: list[str], oracle=sentiment_oracle, n_sample
     return pairs
 
 # %% ../nbs/30_preference.ipynb #0bdf6a0f
-def _seq_logps(model, prompts: list[list[int]], answers: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    "Summed log-probs (N,) of `answers` after `prompts` under `model` (the shared per-token routine), and lengths (N,)."
+def _seq_logps(model, prompts: list[list[int]], answers: list[list[int]], backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    "Summed log-probs (N,) of `answers` after `prompts` under `model` (the shared per-token routine, `backend` path), and lengths (N,)."
     comp, lens = _pad_ids([a if a else [0] for a in answers])              # an empty answer scores one masked pad
     lens = torch.tensor([len(a) for a in answers])
     mask = (torch.arange(comp.shape[1])[None] < lens[:, None]).float()      # (N, C): 1 on answer tokens
     dev = next(model.parameters()).device
-    lp = sequence_logprobs(model, [torch.tensor(p) for p in prompts], comp.to(dev), mask.to(dev))
+    lp = sequence_logprobs(model, [torch.tensor(p) for p in prompts], comp.to(dev), mask.to(dev), backend=backend)
     return lp.sum(1), mask.sum(1).to(lp.device)
 
 @torch.no_grad()
-def evaluate_policy(policy, ref_model, tok, prompts: list[str], oracle=sentiment_oracle, max_new_tokens: int = 24,
-                    seed: int = 0) -> dict:
-    "Held-out win-rate of `policy` over `ref_model` by `oracle` (ties half), mean oracle reward, length and KL(policy || ref)."
+def sample_answers(model, tok, prompts: list[str], max_new_tokens: int = 24, seed: int = 0) -> list[list[int]]:
+    "One answer (token ids, up to and including EOS) per prompt, sampled at temperature 1 with a generator seeded `seed`."
     if not prompts: raise ValueError("prompts is empty")
-    ids = [tok.encode(p, bos=True) for p in prompts]
+    check_int("max_new_tokens", max_new_tokens, lo=1); check_int("seed", seed, lo=0)
     g = torch.Generator().manual_seed(seed)
-    ours = complete(policy, ids, max_new_tokens, temperature=1.0, stop=[tok.eos_id], generator=g)
-    theirs = complete(ref_model, ids, max_new_tokens, temperature=1.0, stop=[tok.eos_id], generator=g)
+    return complete(model, [tok.encode(p, bos=True) for p in prompts], max_new_tokens, temperature=1.0, stop=[tok.eos_id], generator=g)
+
+@torch.no_grad()
+def evaluate_policy(policy, ref_model, tok, prompts: list[str], oracle=sentiment_oracle, max_new_tokens: int = 24,
+                    seed: int = 0, ref_answers: list[list[int]] | None = None) -> dict:
+    """Held-out win-rate of `policy` over `ref_model` by `oracle` (ties half), mean oracle reward, length and KL(policy || ref).
+    The policy's answers are sampled with `seed`, the reference's with `seed + 1`, or taken from `ref_answers` (reuse them
+    across evaluations: the reference does not change)."""
+    ours = sample_answers(policy, tok, prompts, max_new_tokens, seed)
+    if ref_answers is None: ref_answers = sample_answers(ref_model, tok, prompts, max_new_tokens, seed + 1)
+    if len(ref_answers) != len(prompts): raise ValueError(f"ref_answers has {len(ref_answers)} answers for {len(prompts)} prompts")
     r = [oracle(tok.decode(o, skip_special=True)) for o in ours]
-    r0 = [oracle(tok.decode(o, skip_special=True)) for o in theirs]
+    r0 = [oracle(tok.decode(o, skip_special=True)) for o in ref_answers]
+    ids = [tok.encode(p, bos=True) for p in prompts]
     lp, n = _seq_logps(policy, ids, ours); lp0, _ = _seq_logps(ref_model, ids, ours)
     return {"win_rate": sum((a > b) + 0.5 * (a == b) for a, b in zip(r, r0)) / len(r), "oracle": sum(r) / len(r),
             "length": n.mean().item(), "kl": (lp - lp0).mean().item()}
 
 # %% ../nbs/30_preference.ipynb #176339e6
+TRAINER_LOSSES = LOSS_TYPES + ("kto",)
+
+def _check_examples(pairs, loss_type: str):
+    "Paired losses take dicts with prompt/chosen/rejected ids; 'kto' takes unpaired dicts with prompt/answer/desirable."
+    if isinstance(pairs, (str, bytes, dict)) or not hasattr(pairs, "__len__"): raise TypeError(f"pairs must be a list of dicts, got {type(pairs).__name__}")
+    if not pairs: raise ValueError("pairs is empty")
+    keys = ("prompt", "answer", "desirable") if loss_type == "kto" else ("prompt", "chosen", "rejected")
+    for j, p in enumerate(pairs):
+        if not isinstance(p, dict) or any(k not in p for k in keys):
+            raise ValueError(f"pairs[{j}] must be a dict with keys {keys} for loss_type={loss_type!r}, got {p!r:.80}")
+
 class PreferenceTrainer:
-    "Train `model` on preference `pairs` (dicts of prompt/chosen/rejected ids) with a DPO-family loss against frozen `ref_model`."
+    """Train `model` on preference `pairs` against frozen `ref_model`: a DPO-family `loss_type` on (prompt, chosen, rejected)
+    pairs, or 'kto' on unpaired (prompt, answer, desirable) examples. Log-probs through `sequence_logprobs(backend=...)`."""
     def __init__(self, model, ref_model, pairs: list[dict], loss_type: str = "dpo", *, lr: float = 3e-4, batch_size: int = 16,
-                 seed: int = 0, eval_fn=None, **loss_kw):
-        check_choice("loss_type", loss_type, LOSS_TYPES)
-        if not pairs: raise ValueError("pairs is empty")
+                 seed: int = 0, eval_fn=None, backend: str = "auto", **loss_kw):
+        check_choice("loss_type", loss_type, TRAINER_LOSSES); check_choice("backend", backend, LOGPROB_BACKENDS)
+        _check_examples(pairs, loss_type)
         if model is ref_model: raise ValueError("model and ref_model are the same object: pass a copy as the policy")
         self.lr, self.batch_size = check_float("lr", lr, lo=0, lo_open=True), check_int("batch_size", batch_size, lo=1)
-        preference_loss(torch.zeros(1), torch.zeros(1), torch.zeros(1), torch.zeros(1), loss_type=loss_type,   # validate loss_kw now
-                        chosen_lengths=torch.ones(1), rejected_lengths=torch.ones(1), **loss_kw)
-        self.model, self.ref, self.pairs, self.loss_type, self.loss_kw, self.eval_fn = model, ref_model, pairs, loss_type, loss_kw, eval_fn
-        with torch.no_grad():
-            self.ref_c, _ = _seq_logps(ref_model, [p["prompt"] for p in pairs], [p["chosen"] for p in pairs])
-            self.ref_r, _ = _seq_logps(ref_model, [p["prompt"] for p in pairs], [p["rejected"] for p in pairs])
+        z, one = torch.zeros(1), torch.ones(1)                                  # validate loss_kw now, not at step 1
+        if loss_type == "kto": kto_loss(z, z, torch.ones(1, dtype=torch.bool), 0.0, **loss_kw)
+        else: preference_loss(z, z, z, z, loss_type=loss_type, chosen_lengths=one, rejected_lengths=one, **loss_kw)
+        self.model, self.ref, self.pairs, self.loss_type, self.loss_kw = model, ref_model, pairs, loss_type, loss_kw
+        self.eval_fn, self.backend = eval_fn, backend
+        prompts = [p["prompt"] for p in pairs]
+        with torch.no_grad():                                                   # the reference's log-probs, once
+            if loss_type == "kto": self.ref_a, _ = _seq_logps(ref_model, prompts, [p["answer"] for p in pairs], backend)
+            else:
+                self.ref_c, _ = _seq_logps(ref_model, prompts, [p["chosen"] for p in pairs], backend)
+                self.ref_r, _ = _seq_logps(ref_model, prompts, [p["rejected"] for p in pairs], backend)
         self.opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=self.lr, weight_decay=0.0)
         self.rng, self.history, self.steps_done = random.Random(seed), [], 0
 
     def loss_on(self, idx: list[int]) -> tuple[torch.Tensor, dict]:
-        "Mean loss and metrics on the pairs at `idx`."
-        P = [self.pairs[i] for i in idx]
-        prompts = [p["prompt"] for p in P] * 2
-        lp, n = _seq_logps(self.model, prompts, [p["chosen"] for p in P] + [p["rejected"] for p in P])
-        B = len(P)
+        "Mean loss and metrics on the pairs (or KTO examples) at `idx`."
+        if self.loss_type == "kto": return self._kto_loss_on(idx)
+        P, B = [self.pairs[i] for i in idx], len(idx)
+        lp, n = _seq_logps(self.model, [p["prompt"] for p in P] * 2, [p["chosen"] for p in P] + [p["rejected"] for p in P], self.backend)
         loss, m = preference_loss(lp[:B], lp[B:], self.ref_c[idx], self.ref_r[idx], loss_type=self.loss_type,
                                   chosen_lengths=n[:B], rejected_lengths=n[B:], **self.loss_kw)
         m.update(chosen=lp[:B].detach(), rejected=lp[B:].detach())
         return loss.mean(), m
+
+# %% ../nbs/30_preference.ipynb #d6fb99d2
+def _kto_loss_on(self, idx: list[int]) -> tuple[torch.Tensor, dict]:
+    "KTO on the unpaired examples at `idx`, z0 from the batch's answers after mismatched prompts."
+    P, B = [self.pairs[i] for i in idx], len(idx)
+    prompts, answers = [p["prompt"] for p in P], [p["answer"] for p in P]
+    lp, n = _seq_logps(self.model, prompts, answers, self.backend)
+    with torch.no_grad():
+        shifted = prompts[1:] + prompts[:1]                                     # answer j after prompt j + 1
+        z0 = kto_kl_estimate(_seq_logps(self.model, shifted, answers, self.backend)[0], _seq_logps(self.ref, shifted, answers, self.backend)[0])
+    des = torch.tensor([bool(p["desirable"]) for p in P], device=lp.device)
+    loss, m = kto_loss(lp, self.ref_a[idx], des, z0, **self.loss_kw)
+    mean_on = lambda v, w: (v * w).sum() / w.sum().clamp(min=1)               # mean over one side, 0 if it is absent
+    d, u = des.float(), (~des).float()
+    r = m["rewards"]
+    right = torch.where(des, r > self.loss_kw.get("beta", 0.1) * z0, r < self.loss_kw.get("beta", 0.1) * z0).float()
+    return loss.mean(), {"margin": mean_on(r, d) - mean_on(r, u), "accuracy": right, "z0": z0,
+                         "chosen": mean_on(lp.detach(), d), "rejected": mean_on(lp.detach(), u)}
+
+PreferenceTrainer._kto_loss_on = _kto_loss_on
 
 # %% ../nbs/30_preference.ipynb #f389ca1b
 def _trainer_step(self) -> dict:
