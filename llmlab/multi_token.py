@@ -57,6 +57,9 @@ class MTPGPT(GPT):
     the GPT's last block (Gloeckle et al. 2024). 'sequential': module d takes depth d-1's hidden state and the embedding
     of token t+d-1 (DeepSeek-V3). Every head ends in its own RMSNorm and the tied output head."""
     def __init__(self, config: GPTConfig, mtp: MTPConfig | None = None):
+        if isinstance(config, GPTConfig) and config.mlp != "dense":      # the split forward keeps no block stats
+            raise ValueError(f"MTPGPT supports mlp='dense' only, got mlp={config.mlp!r}: the heads' loss would drop "
+                             "an MoE block's auxiliary (balancing) loss")
         super().__init__(config)
         mtp = MTPConfig() if mtp is None else mtp
         if not isinstance(mtp, MTPConfig): raise TypeError(f"mtp must be an MTPConfig, got {type(mtp).__name__}")

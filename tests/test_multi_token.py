@@ -190,3 +190,9 @@ def test_trace_speculative():
         assert r["output"] == [f"w{t}" for t in out] and r["forwards"] == st["forwards"]
         assert r["steps"][-1]["tokens"] == 10 and len(r["steps"]) == st["forwards"] - 1
     with pytest.raises(TypeError): M.trace_speculative({}, Tok(), [1], 3)
+
+def test_an_moe_gpt_is_refused_rather_than_losing_its_balancing_loss():
+    from llmlab.gpt import GPTConfig
+    from llmlab.multi_token import MTPGPT, MTPConfig
+    with pytest.raises(ValueError, match="mlp='dense' only"):
+        MTPGPT(GPTConfig(vocab_size=50, ctx_len=16, n_layer=2, n_head=2, d_model=16, mlp="moe"), MTPConfig(2))
