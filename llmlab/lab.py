@@ -316,8 +316,15 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
 
 class LivePlot:
     "Live line plot of named metrics against step; draws in place in a notebook every `every` updates, else no-op."
-    def __init__(self, title: str = "", every: int = 10, enabled: bool | None = None, logy: bool = False):
+    def __init__(self, title: str = "", every: int = 10, enabled: bool | None = None, logy: bool = False,
+                 panels: dict[str, list[str]] | None = None):
+        """`panels` ({panel title: [metric names]}) draws metrics of different scales side by side, one axis each;
+        a metric in no panel goes to a last panel of its own kind ("other")."""
         self.title, self.every, self.logy = title, check_int("every", every, lo=1), logy
+        if panels is not None and (not isinstance(panels, dict) or not all(isinstance(k, str) and isinstance(v, (list, tuple))
+                                                                        and all(isinstance(n, str) for n in v) for k, v in panels.items())):
+            raise TypeError(f"panels must be a dict of panel title -> list of metric names, got {panels!r:.80}")
+        self.panels = dict(panels or {})
         self.enabled = in_notebook() if enabled is None else enabled
         self.history: dict[str, list[tuple[int, float]]] = {}
         self._handle, self._n = None, 0
@@ -330,14 +337,20 @@ class LivePlot:
         if self.enabled and self._n % self.every == 0: self.draw()
 
     def figure(self):
-        "A matplotlib figure of the history so far."
+        "A matplotlib figure of the history so far (one axis per panel)."
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6, 2.6))
-        for k, pts in self.history.items():
-            if pts: ax.plot(*zip(*pts), label=k)
-        if self.logy: ax.set_yscale("log")
-        ax.set_xlabel("step"); ax.set_title(self.title); ax.legend(loc="upper right", fontsize=8); fig.tight_layout()
-        plt.close(fig)
+        placed = {n for names in self.panels.values() for n in names}
+        groups = [(t, [n for n in names if self.history.get(n)]) for t, names in self.panels.items()]
+        groups += [("other" if self.panels else "", [k for k in self.history if k not in placed])]
+        groups = [(t, names) for t, names in groups if names] or [("", [])]
+        fig, axes = plt.subplots(1, len(groups), figsize=(6 if len(groups) == 1 else 3.2 * len(groups), 2.6), squeeze=False)
+        for ax, (t, names) in zip(axes[0], groups):
+            for k in names: ax.plot(*zip(*self.history[k]), label=k)
+            if self.logy: ax.set_yscale("log")
+            ax.set_xlabel("step"); ax.set_title(t or self.title, fontsize=9)
+            if names: ax.legend(loc="best", fontsize=7)
+        if len(groups) > 1 and self.title: fig.suptitle(self.title, fontsize=10)
+        fig.tight_layout(); plt.close(fig)
         return fig
 
     def draw(self):

@@ -14,8 +14,9 @@ from .grpo import sequence_logprobs, LOGPROB_BACKENDS   # the one per-token log-
 from .kernels.preference import fused_linear_logprobs     # re-exported: the fused log-prob path (30a)
 
 # %% auto #0
-__all__ = ['LOSS_TYPES', 'TRAINER_LOSSES', 'preference_loss', 'kto_kl_estimate', 'kto_loss', 'sentiment_oracle', 'make_pairs',
-           'sample_answers', 'evaluate_policy', 'PreferenceTrainer', 'token_logratios', 'trace_preference']
+__all__ = ['LOSS_TYPES', 'TRAINER_LOSSES', 'TRAINER_PANELS', 'preference_loss', 'kto_kl_estimate', 'kto_loss', 'sentiment_oracle',
+           'make_pairs', 'sample_answers', 'evaluate_policy', 'PreferenceTrainer', 'token_logratios',
+           'trace_preference']
 
 # %% ../nbs/30_preference.ipynb #cf104e25
 LOSS_TYPES = ("dpo", "cdpo", "ipo", "simpo", "orpo")
@@ -222,15 +223,20 @@ def _trainer_step(self) -> dict:
     self.history.append(row)
     return row
 
+TRAINER_PANELS = {"margin, accuracy": ["margin", "accuracy"], "log-prob (chosen, rejected)": ["chosen", "rejected"],
+                  "held out (eval_fn)": ["win_rate", "oracle"], "drift (eval_fn)": ["kl", "length"]}
+
 def _trainer_train(self, steps: int, eval_every: int = 10, bar: bool = True, plot: bool | None = None) -> list[dict]:
-    "Run `steps` steps; evaluate with `eval_fn(model)` every `eval_every` steps (and at the end); returns the history."
+    """Run `steps` steps; evaluate with `eval_fn(model)` every `eval_every` steps (and at the end); returns the history.
+    The live plot shows margin and accuracy, the chosen/rejected log-probs, and what `eval_fn` returns of win-rate,
+    oracle reward, KL to the reference and completion length (`evaluate_policy` returns all four)."""
     check_int("steps", steps, lo=1); check_int("eval_every", eval_every, lo=1)
-    live = LivePlot(title=f"{self.loss_type}", every=max(1, steps // 10), enabled=plot)
+    self.live = live = LivePlot(title=f"{self.loss_type}", every=max(1, steps // 10), enabled=plot, panels=TRAINER_PANELS)
     for s in progress(range(steps), desc=self.loss_type, disable=None if bar else True):
         row = self.step()
         if self.eval_fn is not None and (row["step"] % eval_every == 0 or s == steps - 1):
             self.model.eval(); row.update(self.eval_fn(self.model))
-        live.update(row["step"], margin=row["margin"], accuracy=row["accuracy"], **({"win_rate": row["win_rate"]} if "win_rate" in row else {}))
+        live.update(row["step"], **{k: row[k] for p in TRAINER_PANELS.values() for k in p if k in row})
     live.draw()
     self.model.eval()
     return self.history

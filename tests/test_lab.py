@@ -165,3 +165,12 @@ def test_show_source_reaches_through_autotune_and_jit():
     src = lab.show_source(_attn_fwd).data
     assert "def _attn_fwd(" in src and src.startswith("```python")
     assert lab.show_source(_attn_fwd, lines=(1, 1)).data.count("\n") == 2
+
+def test_liveplot_panels_put_each_scale_on_its_own_axis():
+    from llmlab.lab import LivePlot
+    lp = LivePlot("t", enabled=False, panels={"small": ["acc"], "large": ["kl", "len"]})
+    for s in range(3): lp.update(s, acc=0.1 * s, kl=10.0 * s, len=20 + s, extra=float(s), nan=float("nan"))
+    fig = lp.figure()
+    assert [a.get_title() for a in fig.axes] == ["small", "large", "other"]
+    assert [len(a.lines) for a in fig.axes] == [1, 2, 1] and "nan" not in lp.history      # non-finite values are skipped
+    with pytest.raises(TypeError, match="panels must be a dict"): LivePlot(panels={"a": "kl"})

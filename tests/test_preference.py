@@ -108,7 +108,7 @@ def test_bad_input_is_named(call, exc, fragment):
 # llmlab.preference: the DPO family, KTO, the trainer and the widget trace.
 import math
 import torch.nn.functional as F
-from llmlab.preference import (preference_loss, kto_loss, kto_kl_estimate, sentiment_oracle, PreferenceTrainer,
+from llmlab.preference import (TRAINER_PANELS, preference_loss, kto_loss, kto_kl_estimate, sentiment_oracle, PreferenceTrainer,
                                token_logratios, trace_preference, LOSS_TYPES)
 
 
@@ -339,3 +339,17 @@ def test_evaluate_policy_reuses_reference_answers_and_checks_them():
     with pytest.raises(ValueError, match="ref_answers has 3 answers for 4 prompts"):
         evaluate_policy(pol, ref, tok, prompts, max_new_tokens=5, ref_answers=ans[:3])
     with pytest.raises(ValueError, match="prompts is empty"): sample_answers(ref, tok, [])
+
+
+def test_trainer_live_plot_shows_margin_logprobs_and_what_eval_fn_returns():
+    pol, ref = _tiny_models()
+    evals = iter(range(100))
+    def eval_fn(model):
+        i = next(evals); return {"win_rate": 0.5 + 0.01 * i, "oracle": 0.1 * i, "kl": 0.2 * i, "length": 3.0 + i}
+    tr = PreferenceTrainer(pol, ref, PAIRS, "dpo", lr=1e-2, batch_size=2, eval_fn=eval_fn)
+    tr.train(4, eval_every=2, bar=False, plot=False)
+    want = {"margin", "accuracy", "chosen", "rejected", "win_rate", "oracle", "kl", "length"}
+    assert want <= set(tr.live.history), set(tr.live.history)
+    assert [s for s, _ in tr.live.history["kl"]] == [2, 4] and len(tr.live.history["margin"]) == 4
+    fig = tr.live.figure()
+    assert [a.get_title() for a in fig.axes] == list(TRAINER_PANELS)     # one axis per panel, nothing left over
