@@ -9,7 +9,6 @@ TORCH_SPEC ?= torch==2.13.0
 PORT       ?= 8888
 STAMP      := $(VENV)/.llmlab-installed
 NBDEV_WORKERS ?= 2
-PYTEST_WORKERS ?= 2
 
 .PHONY: lab test setup export sync nbtest pytest docs bench gpu clean outputs readme help
 
@@ -63,8 +62,8 @@ nbtest: setup
 	  echo "make test: step 2 (nbdev_test) failed: the notebook named above raised; open it with 'make lab'."; exit 1; }
 
 pytest: setup
-	@echo "== make test: 3/3 pytest ($(PYTEST_WORKERS) worker processes, a test file per worker; PYTEST_WORKERS=0 for one process) =="
-	@$(PY) -m pytest tests -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS) || { \
+	@echo "== make test: 3/3 pytest =="
+	@$(PY) -m pytest tests $(PYTEST_ARGS) || { \
 	  echo "make test: step 3 (pytest) failed: see the summary above."; exit 1; }
 
 test: sync nbtest pytest
