@@ -907,9 +907,8 @@ SHIPPED_PRESETS = ("world-tiny",)   # trained presets committed with the package
 
 def shipped_dir() -> pathlib.Path:
     "Where the package keeps its shipped checkpoints: `llmlab/weights/<preset key>/` (found through the installed package)."
-    import importlib.util
-    spec = importlib.util.find_spec("llmlab")
-    return pathlib.Path(spec.origin).parent / "weights"
+    from llmlab.lab import STATIC                   # llmlab/static/, found the same way (installed or editable)
+    return STATIC.parent / "weights"
 
 def pretrained(name: str = "world-tiny", device=None, retrain: bool = False, seed: int | None = None) -> GPT:
     """The trained preset `name` (trained from `seed`, default the preset's): from the cache, else from the checkpoint the
