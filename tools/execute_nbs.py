@@ -44,6 +44,9 @@ def execute(path: pathlib.Path, timeout: int = 1800):
     print(f"{path.name}: executed in {time.time() - t0:.1f} s" + (f" ({len(skipped)} flagged cells kept as saved)" if skipped else ""))
 
 if __name__ == "__main__":
+    if any(a in ("-h", "--help") for a in sys.argv[1:]): print(__doc__); sys.exit(0)
+    missing = [a for a in sys.argv[1:] if not pathlib.Path(a).is_file()]
+    if missing: sys.exit(f"execute_nbs: no such notebook: {', '.join(missing)}")
     paths = [pathlib.Path(p).resolve() for p in sys.argv[1:]] or sorted(NBS.glob("*.ipynb"))
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     for p in paths: execute(p)
