@@ -3,6 +3,8 @@
 Usage: python tools/execute_nbs.py [nbs/NN_slug.ipynb ...]   (default: every notebook in nbs/)
 Cells flagged `#| slow` or `#| gpu` run too only when LLMLAB_RUN_FLAGS names the flag (e.g. LLMLAB_RUN_FLAGS=slow),
 so a committed notebook shows the results of the flagged runs when they were made on purpose.
+LLMLAB_RUN_CELLS=id1,id2 narrows that to the flagged cells with those cell ids (the other flagged cells keep their
+saved outputs): re-run one slow experiment without the notebook's other slow ones.
 """
 import os, sys, time, pathlib, subprocess
 import nbformat
@@ -18,10 +20,13 @@ def flags_of(cell):
 def execute(path: pathlib.Path, timeout: int = 1800):
     nb = nbformat.read(path, as_version=4)
     allowed = set(os.environ.get("LLMLAB_RUN_FLAGS", "").split(","))
+    only = {i for i in os.environ.get("LLMLAB_RUN_CELLS", "").split(",") if i}
+    unknown = only - {c.get("id") for c in nb.cells}
+    if unknown: sys.exit(f"execute_nbs: {path.name} has no cell with id {', '.join(sorted(unknown))}")
     skipped = []
     for c in nb.cells:       # cells whose flag is not asked for keep their saved outputs
         fl = {l[2:].strip() for l in c.source.splitlines() if l.startswith("#|")} & {"slow", "gpu"} if c.cell_type == "code" else set()
-        if fl and not fl <= allowed:
+        if fl and (not fl <= allowed or (only and c.get("id") not in only)):
             c.metadata["llmlab_skip"] = True; skipped.append(c)
     keep = {id(c): (c.outputs, c.execution_count) for c in skipped}
     code_cells = nb.cells
