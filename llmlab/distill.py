@@ -37,15 +37,16 @@ def _check_logits(student_logits, teacher_logits, mask):
 
 def token_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, kind: str = "forward_kl",
                      beta: float = 0.5, temperature: float = 1.0) -> torch.Tensor:
-    """Per-position divergence (...,) float32 between p = softmax(student_logits / T) and q = softmax(teacher_logits / T)
+    """Per-position divergence (...,) float32 (float64 if a logits tensor is float64) between p = softmax(student_logits / T) and q = softmax(teacher_logits / T)
     (no T^2 factor, no mean): 'forward_kl' KL(q || p), 'reverse_kl' KL(p || q), 'jsd' the generalised JSD of the GKD paper,
     'tvd' 1/2 sum |p - q|. See `distill_loss` for the JSD's beta convention."""
     check_choice("kind", kind, KINDS)
     beta = check_float("beta", beta, lo=0, hi=1)
     temperature = check_float("temperature", temperature, lo=0, lo_open=True)
     _check_logits(student_logits, teacher_logits, None)
-    lp = F.log_softmax(student_logits.float() / temperature, -1)          # log p, student
-    lq = F.log_softmax(teacher_logits.float() / temperature, -1)          # log q, teacher
+    dt = torch.float64 if torch.float64 in (student_logits.dtype, teacher_logits.dtype) else torch.float32
+    lp = F.log_softmax(student_logits.to(dt) / temperature, -1)           # log p, student
+    lq = F.log_softmax(teacher_logits.to(dt) / temperature, -1)           # log q, teacher
     if kind == "jsd" and beta in (0.0, 1.0): kind = "forward_kl" if beta == 0.0 else "reverse_kl"   # its two limits
     if kind == "forward_kl": return (lq.exp() * (lq - lp)).sum(-1)
     if kind == "reverse_kl": return (lp.exp() * (lp - lq)).sum(-1)
@@ -55,7 +56,7 @@ def token_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor | None = None, *,
                  kind: str = "forward_kl", beta: float = 0.5, temperature: float = 1.0) -> torch.Tensor:
-    r"""T^2 times the masked mean over positions of `token_divergence` (a float32 scalar; 0 with zero gradient if
+    r"""T^2 times the masked mean over positions of `token_divergence` (a float32 scalar, float64 for float64 logits; 0 with zero gradient if
     nothing is counted). student_logits, teacher_logits (..., V); mask (...) 1 = count, None = every position.
 
     kind: 'forward_kl' = KL(teacher || student), mode covering (token-level KD, Hinton et al.);
