@@ -56,7 +56,7 @@ function render({ model, el }) {
     cs.forEach((c, k) => {
       const pts = c.t.map((u, i) => `${x(u)},${y(c.loss[i])}`).join(" ");
       svg.append(svgEl("polyline", { points: pts, fill: "none", stroke: COLORS[k % COLORS.length], "stroke-width": 2, class: "llm-curve" }));
-      txt(svg, 4, H - 36 + 11 * k, `${c.label}: barrier ${c.barrier.toFixed(2)}`, { fill: COLORS[k % COLORS.length] });
+      txt(svg, 4, H - 36 + 11 * k, `${c.label}: barrier ${c.barrier.toFixed(2)}`, { style: `fill: ${COLORS[k % COLORS.length]}` });
     });
     txt(svg, P - 3, 14, hi.toFixed(2), { "text-anchor": "end" }); txt(svg, P - 3, H - 50, lo.toFixed(2), { "text-anchor": "end" });
     return svg;
