@@ -16,7 +16,7 @@ import argparse, sys, pathlib
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch
 import torch.nn.functional as F
-from llmlab.lab import benchmark, save_result, seed_everything, HAS_TRITON, BenchResult
+from llmlab.lab import benchmark, peak_bytes, save_result, seed_everything, HAS_TRITON, BenchResult
 from llmlab.kernels.distill import fused_linear_distill
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -36,16 +36,6 @@ def fwd_bwd(fn, hs, ws, ht, wt, **kw):
         hs.grad = ws.grad = None
         fn(hs, ws, ht, wt, **kw).backward()
     return go
-
-
-def peak_bytes(fn) -> float:
-    "Peak CUDA memory allocated while `fn` runs, beyond what was allocated before it (bytes); nan on the CPU."
-    if not torch.cuda.is_available(): return float("nan")
-    torch.cuda.synchronize(); torch.cuda.empty_cache()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    fn(); torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - base
 
 
 def parse_args(argv=None):

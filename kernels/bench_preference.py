@@ -15,7 +15,7 @@ CPU: tokens 512, d 256, vocab 8k, fp32, time only (the CPU allocator reports no 
 import argparse, sys, pathlib
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch
-from llmlab.lab import benchmark, save_result, seed_everything, HAS_TRITON
+from llmlab.lab import benchmark, peak_bytes, save_result, seed_everything, HAS_TRITON
 from llmlab.kernels.preference import fused_linear_logprobs
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -30,16 +30,6 @@ def fwd_bwd(fn, h, w, t, **kw):
         h.grad = w.grad = None
         fn(h, w, t, **kw).sum().backward()
     return go
-
-
-def peak_bytes(fn) -> float:
-    "Peak CUDA memory allocated while `fn` runs, beyond what was allocated before it (bytes); nan on the CPU."
-    if not torch.cuda.is_available(): return float("nan")
-    torch.cuda.synchronize(); torch.cuda.empty_cache()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    fn(); torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - base
 
 
 def parse_args(argv=None):

@@ -14,9 +14,9 @@ import torch
 __all__ = ['STATIC', 'TRACE_LIMIT_BYTES', 'CLAIM_MIME', 'VERDICTS', 'CLAIMS', 'seed_everything', 'check_int', 'check_float',
            'check_choice', 'check_tensor', 'check_name', 'get_device', 'blas_threads', 'threads', 'interpreting',
            'use_triton_interpreter', 'triton_ready', 'pick_backend', 'autotune', 'BenchResult', 'device_name',
-           'benchmark', 'save_result', 'in_notebook', 'progress', 'LivePlot', 'cache_dir', 'widget_esm', 'trace_size',
-           'trace_running_max', 'RunningMaxWidget', 'show_source', 'claim', 'claims_markdown', 'collect_claims',
-           'HAS_TRITON', 'triton', 'tl', 'HAS_WIDGETS', 'LabWidget']
+           'benchmark', 'save_result', 'peak_bytes', 'in_notebook', 'progress', 'LivePlot', 'cache_dir', 'widget_esm',
+           'trace_size', 'trace_running_max', 'RunningMaxWidget', 'show_source', 'claim', 'claims_markdown',
+           'collect_claims', 'HAS_TRITON', 'triton', 'tl', 'HAS_WIDGETS', 'LabWidget']
 
 # %% ../nbs/00_lab.ipynb #558c8924
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -297,6 +297,16 @@ def save_result(result: BenchResult, name: str, root: str | os.PathLike | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"# {name}\n{result.to_markdown()}")
     return path
+
+# %% ../nbs/00_lab.ipynb #838b317c
+def peak_bytes(fn) -> float:
+    "Peak CUDA memory allocated while `fn` runs, beyond what was allocated before it (bytes); nan on the CPU."
+    if not torch.cuda.is_available(): return float("nan")
+    torch.cuda.synchronize(); torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn(); torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
 
 # %% ../nbs/00_lab.ipynb #48a73235
 def in_notebook() -> bool:
