@@ -12,7 +12,7 @@ from .world import World, Tokenizer
 
 # %% auto #0
 __all__ = ['NUM', 'CALL_REGEX', 'calculator', 'schema_to_regex', 'RegexFSM', 'compare_outlines', 'constrained_generate', 'Tool',
-           'Agent', 'no_tool_accuracy', 'trace_agents', 'AgentsWidget']
+           'Agent', 'no_tool_accuracy', 'finetune_tool_calls', 'trace_agents', 'AgentsWidget']
 
 # %% ../nbs/52_agents.ipynb #4136eb94
 _SUPPORTED = {"type", "properties", "enum", "pattern", "items", "minItems", "maxItems", "required", "title", "description"}
@@ -315,6 +315,28 @@ def no_tool_accuracy(model, tok, tasks, max_new_tokens: int = 60) -> float:
         out = gpt.generate(model, torch.tensor([tok.encode(t.prompt)]), max_new_tokens, temperature=0.0, stop=[tok.eos_id])
         ok += t.check(tok.decode(out[0, len(tok.encode(t.prompt)):].tolist()))
     return ok / len(tasks)
+
+# %% ../nbs/52_agents.ipynb #849f3bf7
+import copy
+import torch.nn.functional as F
+
+def finetune_tool_calls(model, tok: Tokenizer, tasks, *, steps: int = 1500, lr: float = 3e-3, batch_size: int = 16, seed: int = 0):
+    "A fine-tuned copy of `model` that writes ' calc <the problem> =' after a task's prompt (loss on the call only)."
+    check_int("steps", steps, lo=1); check_float("lr", lr, lo=0); check_int("batch_size", batch_size, lo=1)
+    if not tasks: raise ValueError("tasks is empty")
+    torch.manual_seed(seed); m = copy.deepcopy(model).train()
+    opt = torch.optim.AdamW(m.parameters(), lr=lr); losses = []
+    pairs = [(tok.encode(t.prompt.replace(" :", "")), tok.encode(t.prompt.replace(" :", " ="))) for t in tasks]
+    for step in range(steps):
+        batch = [pairs[(step * batch_size + i) % len(pairs)] for i in range(batch_size)]
+        L = max(len(p) + len(c) for p, c in batch)
+        x = torch.zeros(batch_size, L, dtype=torch.long); y = torch.full((batch_size, L), -100)
+        for i, (p, c) in enumerate(batch):
+            s = p + c; x[i, :len(s)] = torch.tensor(s); y[i, len(p) - 1:len(s) - 1] = torch.tensor(c)
+        logits = m(x)[0]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+        opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
+    return m.eval(), losses
 
 # %% ../nbs/52_agents.ipynb #bd21c5dc
 def trace_agents(tok: Tokenizer, gen: dict, agent_run: dict) -> dict:
