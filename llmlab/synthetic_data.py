@@ -9,14 +9,16 @@ from collections import Counter
 import numpy as np
 import torch
 from .lab import check_choice, check_float, check_int, progress, HAS_WIDGETS, LabWidget, widget_esm, seed_everything
-from .gpt import GPT, GPTConfig, train, evaluate, complete
-from .world import World, Tokenizer, Doc
+from .gpt import GPT, GPTConfig, train, evaluate, complete, task_accuracy
+from .world import World, Tokenizer, Doc, Task
 
 MODES = ("replace", "accumulate", "mix")
 
 # %% auto #0
-__all__ = ['MODES', 'DEFAULT_TRAIN', 'gaussian_collapse', 'tail_mass', 'vocab_coverage', 'distinct_n', 'rank_frequency',
-           'token_stream', 'real_loss', 'sample_docs', 'generation_data', 'collapse_loop', 'trace_collapse']
+__all__ = ['MODES', 'FACT_RELATIONS', 'DEFAULT_TRAIN', 'gaussian_collapse', 'tail_mass', 'vocab_coverage', 'distinct_n',
+           'rank_frequency', 'zipf_distance', 'fact_tasks', 'arith_tasks', 'majority_baseline', 'fact_accuracy',
+           'arith_accuracy', 'token_stream', 'real_loss', 'sample_docs', 'generation_data', 'collapse_loop',
+           'trace_collapse']
 
 # %% ../nbs/50_synthetic_data.ipynb #4d3050c9
 def gaussian_collapse(n_generations: int, n_samples: int, *, mode: str = "replace", seed: int = 0,
@@ -89,6 +91,52 @@ def rank_frequency(docs, world: World) -> list[float]:
     f = [c[w] for w in world.rare]; s = sum(f)
     return [x / s if s else 0.0 for x in f]
 
+# %% ../nbs/50_synthetic_data.ipynb #18e69ee4
+def zipf_distance(docs, world: World) -> float:
+    """Total-variation distance between the rare-word rank-frequency curve of `docs` and the world's true Zipf profile
+    `world.rare_p`: 0 for the same law, 1 for disjoint support (and for documents with no rare word)."""
+    f = rank_frequency(docs, world)
+    if not any(f): return 1.0
+    return 0.5 * float(sum(abs(a - b) for a, b in zip(f, world.rare_p)))
+
+# %% ../nbs/50_synthetic_data.ipynb #8be31e93
+FACT_RELATIONS = ("city", "job", "colour")
+_FACT_PROMPT = {"city": "lives in", "job": "works as a", "colour": "likes"}
+
+def fact_tasks(world: World, relations=FACT_RELATIONS) -> list[Task]:
+    """Every person x relation of `world` as one `Task` ('bea york lives in' -> 'paris'), with the prompts of
+    `World.fact_queries`: the complete question set, so the score has no sampling noise from the choice of questions."""
+    _check_world(world)
+    if isinstance(relations, str) or not hasattr(relations, "__iter__") or not list(relations):
+        raise TypeError(f"relations must be a non-empty list drawn from {FACT_RELATIONS}, got {relations!r}")
+    for r in relations: check_choice("relations", r, FACT_RELATIONS)
+    return [Task(f"{p['name']} {_FACT_PROMPT[r]}", p[r], "fact", {"person": p["id"], "relation": r})
+            for r in relations for p in world.people]
+
+# %% ../nbs/50_synthetic_data.ipynb #5f439580
+def arith_tasks(digits: int = 1) -> list[Task]:
+    """Every one-step sum 'calc a + b :' of `digits`-digit operands (1: 0-9, as the world draws them; 2: 10-99) as a
+    `Task` whose completion must state 'answer a+b' — the prompts of `World.arithmetic_tasks(steps=1, ops=('+',))`."""
+    digits = check_int("digits", digits, lo=1, hi=2)
+    lo, hi = (0, 9) if digits == 1 else (10, 99)
+    return [Task(f"calc {a} + {b} :", str(a + b), "arith", {"steps": 1}) for a in range(lo, hi + 1) for b in range(lo, hi + 1)]
+
+# %% ../nbs/50_synthetic_data.ipynb #fad2308c
+def majority_baseline(tasks) -> float:
+    "The score of always giving the most common answer of `tasks`: the chance level a model's accuracy must beat."
+    if isinstance(tasks, (str, bytes)) or not hasattr(tasks, "__len__") or not tasks: raise ValueError("tasks must be a non-empty list of Task")
+    return Counter(t.answer for t in tasks).most_common(1)[0][1] / len(tasks)
+
+def fact_accuracy(model: GPT, world: World, tok: Tokenizer, relations=FACT_RELATIONS) -> float:
+    "Share of `fact_tasks(world, relations)` that `model` completes right (greedy, judged by `Task.check`)."
+    if not isinstance(model, GPT): raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    return task_accuracy(model, tok, fact_tasks(world, relations), max_new_tokens=6)
+
+def arith_accuracy(model: GPT, tok: Tokenizer, digits: int = 1) -> float:
+    "Share of `arith_tasks(digits)` that `model` completes right (greedy, '... answer N .', judged by `Task.check`)."
+    if not isinstance(model, GPT): raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    return task_accuracy(model, tok, arith_tasks(digits), max_new_tokens=6 * digits + 8)
+
 # %% ../nbs/50_synthetic_data.ipynb #6d96673d
 def token_stream(tok: Tokenizer, docs) -> torch.Tensor:
     "One 1-D id stream of `<bos> doc <eos>` for every document (Doc or token list): the training data of a generation."
@@ -145,48 +193,66 @@ def generation_data(samples: list, real_docs: list, mode: str, frac_real: float 
 # %% ../nbs/50_synthetic_data.ipynb #53678b54
 def collapse_loop(real_docs, *, n_generations: int, mode: str = "replace", frac_real: float = 0.0, n_samples: int | None = None,
                   temperature: float = 1.0, top_p: float = 1.0, train_kwargs: dict | None = None, world: World | None = None,
-                  tok: Tokenizer | None = None, val_docs=None, seed: int = 0, bar: bool = True) -> dict:
+                  tok: Tokenizer | None = None, val_docs=None, scale_steps: bool = False, seed: int = 0,
+                  bar: bool = True) -> dict:
     """Model collapse, measured: generation 0 is a GPT trained FROM SCRATCH on `real_docs`; generation g >= 1 is a fresh GPT
     trained on the data `generation_data` gives for `mode`. Each generation samples `n_samples` documents (default:
-    len(real_docs)). Per generation: samples' tail mass, rare-word coverage, distinct-2, rank-frequency curve and, given
-    `val_docs`, the model's loss on real held-out documents. Models are not kept (only their metrics)."""
+    len(real_docs)). `world` (required: every metric is measured against its truth), `tok` (default: the world's
+    tokenizer), `val_docs` (held-out real documents for `real_loss`; default None: NaN). `scale_steps`: train each
+    generation for steps x len(data) / len(real_docs) (the same compute per document) instead of the same steps.
+    Per generation: the samples' tail mass, rare-word coverage, distinct-2, rank-frequency curve and distance to Zipf; the
+    model's real loss, fact and arithmetic accuracy.
+    Returns those lists and every generation's `samples`; models are not kept."""
     real = _tokens_of(real_docs, "real_docs")
     if not real: raise ValueError("real_docs is empty")
     n_generations = check_int("n_generations", n_generations, lo=1)
     check_choice("mode", mode, MODES); frac_real = check_float("frac_real", frac_real, lo=0, hi=1)
     n_samples = len(real) if n_samples is None else check_int("n_samples", n_samples, lo=1)
+    if world is None: raise TypeError("collapse_loop needs world=: every metric is measured against the world's truth")
     _check_world(world)
+    tok = Tokenizer.from_world(world) if tok is None else tok
     if not isinstance(tok, Tokenizer): raise TypeError(f"tok must be a Tokenizer, got {type(tok).__name__}")
+    if not isinstance(scale_steps, bool): raise TypeError(f"scale_steps must be True or False, got {scale_steps!r}")
     kw = {**DEFAULT_TRAIN, **(train_kwargs or {})}
     if set(kw) - set(DEFAULT_TRAIN): raise ValueError(f"unknown train_kwargs {sorted(set(kw) - set(DEFAULT_TRAIN))}; use {sorted(DEFAULT_TRAIN)}")
-    out = {k: [] for k in ("tail_mass", "coverage", "distinct_2", "real_loss", "rank_freq", "n_train_docs")}
+    keys = ("tail_mass", "coverage", "distinct_2", "zipf_tv", "real_loss", "fact_acc", "arith_acc", "rank_freq", "n_train_docs", "steps", "samples")
+    out = {k: [] for k in keys}
     out.update(mode=mode, frac_real=frac_real, temperature=temperature, top_p=top_p, seed=seed, train=kw,
                real={"tail_mass": tail_mass(real, world), "coverage": vocab_coverage(real, world),
-                     "distinct_2": distinct_n(real, 2), "rank_freq": rank_frequency(real, world)})
-    samples, t0 = [], time.time()
+                     "distinct_2": distinct_n(real, 2), "rank_freq": rank_frequency(real, world),
+                     "zipf_tv": zipf_distance(real, world)})
+    samples, t0 = out["samples"], time.time()
     for g in progress(range(n_generations), desc=f"{mode} generations", disable=not bar or None):
         data = real if g == 0 else generation_data(samples, real, mode, frac_real, seed + g)
-        m = _train_gen(tok, data, kw, seed * 1000 + g)
+        steps = max(1, round(kw["steps"] * len(data) / len(real))) if scale_steps else kw["steps"]
+        m = _train_gen(tok, data, {**kw, "steps": steps}, seed * 1000 + g)
         s = sample_docs(m, tok, n_samples, temperature=temperature, top_p=top_p, seed=seed * 1000 + g)
         samples.append(s)
-        out["n_train_docs"].append(len(data))
+        out["n_train_docs"].append(len(data)); out["steps"].append(steps)
         out["tail_mass"].append(tail_mass(s, world)); out["coverage"].append(vocab_coverage(s, world))
         out["distinct_2"].append(distinct_n(s, 2)); out["rank_freq"].append(rank_frequency(s, world))
+        out["zipf_tv"].append(zipf_distance(s, world))
         out["real_loss"].append(real_loss(m, val_docs, tok) if val_docs is not None else float("nan"))
-    out["samples_last"] = [" ".join(d) for d in samples[-1][:5]]
+        out["fact_acc"].append(fact_accuracy(m, world, tok)); out["arith_acc"].append(arith_accuracy(m, tok))
     out["seconds"] = time.time() - t0
     return out
 
 # %% ../nbs/50_synthetic_data.ipynb #3433a0d2
-def trace_collapse(runs: dict, world: World, top: int = 60) -> dict:
+def trace_collapse(runs: dict, world: World, top: int = 60, tail_from: int = 31) -> dict:
     """Widget trace from `collapse_loop` results `runs` ({label: result}): per run and generation the rare-word
-    rank-frequency curve (first `top` true ranks) and the metric curves, plus the true Zipf profile."""
+    rank-frequency curve (first `top` true ranks) and the metric curves (coverage, tail share of ranks >= `tail_from`,
+    distance to Zipf, real loss, fact accuracy), plus the true Zipf profile."""
     if not isinstance(runs, dict) or not runs: raise TypeError("runs must be a non-empty dict {label: collapse_loop result}")
     _check_world(world); top = check_int("top", top, lo=1, hi=len(world.rare))
+    tail_from = check_int("tail_from", tail_from, lo=1, hi=len(world.rare))
     r4 = lambda xs: [round(float(x), 5) for x in xs]
-    return {"zipf": r4(world.rare_p[:top]), "words": world.rare[:top],
-            "runs": {k: {"rank_freq": [r4(f[:top]) for f in r["rank_freq"]], "tail_mass": r4(r["tail_mass"]),
-                         "coverage": r4(r["coverage"]), "real_loss": r4(r["real_loss"])} for k, r in runs.items()}}
+    metrics = ("coverage", "tail_share", "zipf_tv", "real_loss", "fact_acc")
+    def curves(r):
+        d = {"coverage": r["coverage"], "tail_share": [sum(f[tail_from - 1:]) for f in r["rank_freq"]], "zipf_tv": r["zipf_tv"],
+             "real_loss": r["real_loss"], "fact_acc": r["fact_acc"]}
+        return {k: r4(v) for k, v in d.items()}
+    return {"zipf": r4(world.rare_p[:top]), "words": world.rare[:top], "metrics": list(metrics), "tail_from": tail_from,
+            "runs": {k: {"rank_freq": [r4(f[:top]) for f in r["rank_freq"]], **curves(r)} for k, r in runs.items()}}
 
 if HAS_WIDGETS:
     class SyntheticDataWidget(LabWidget):

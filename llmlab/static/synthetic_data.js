@@ -1,5 +1,5 @@
 // llmlab/static/synthetic_data.js — a generation scrubber for model collapse.
-// Trace (llmlab.synthetic_data.trace_collapse): zipf[], words[], runs[label] = {rank_freq[gen][rank], tail_mass[], coverage[], real_loss[]}.
+// Trace (llmlab.synthetic_data.trace_collapse): zipf[], words[], metrics[], tail_from, runs[label] = {rank_freq[gen][rank], <metric>[gen]}.
 // `step` is the generation. Log-log rank-frequency of the generation's samples vs the true Zipf line; metric curves per run.
 const CSS = `
 .llm-sd { font: 13px/1.4 var(--jp-ui-font-family, system-ui, sans-serif); color: var(--jp-ui-font-color1, #222);
@@ -43,7 +43,7 @@ function render({ model, el: host }) {
   }
   function metricPlot(t, key, g) {
     const W = 180, H = 120, s = svg("svg", { width: W, height: H });
-    const runs = Object.keys(t.runs), all = runs.flatMap((r) => t.runs[r][key]).filter((v) => isFinite(v));
+    const runs = Object.keys(t.runs).filter((r) => Array.isArray(t.runs[r][key])), all = runs.flatMap((r) => t.runs[r][key]).filter((v) => isFinite(v));
     if (!all.length) return s;
     let lo = Math.min(...all), hi = Math.max(...all); if (hi - lo < 1e-9) { hi += 1e-3; lo -= 1e-3; }
     const G = Math.max(...runs.map((r) => t.runs[r][key].length));
@@ -58,8 +58,9 @@ function render({ model, el: host }) {
     const t = trace(), R = t.runs[run];
     if (!R || !gens()) { label.textContent = "empty trace"; plots.replaceChildren(); return; }
     const g = clamp(model.get("step")), f = R.rank_freq[g];
-    label.textContent = `generation ${g} / ${gens() - 1}: tail mass ${R.tail_mass[g].toFixed(4)}, coverage ${R.coverage[g].toFixed(3)}`;
-    plots.replaceChildren(rankPlot(t, f), ...["tail_mass", "coverage", "real_loss"].map((k) => metricPlot(t, k, g)));
+    const metrics = (t.metrics || ["coverage", "real_loss"]).filter((k) => Array.isArray(R[k]));
+    label.textContent = `generation ${g} / ${gens() - 1}: ` + metrics.map((k) => `${k} ${Number(R[k][g]).toFixed(3)}`).join(", ");
+    plots.replaceChildren(rankPlot(t, f), ...metrics.map((k) => metricPlot(t, k, g)));
     const gone = t.words.filter((w, i) => f[i] === 0);
     lost.textContent = `${gone.length} of the top ${t.words.length} rare words absent: ` + gone.slice(0, 30).join(", ");
   }
