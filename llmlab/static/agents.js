@@ -1,5 +1,5 @@
 // llmlab/static/agents.js — constrained generation step by step and an agent's turns.
-// Trace (llmlab.agents.trace_agents): steps[{state, n, tok, masked[]}], turns[{turn, call, result, error}].
+// Trace (llmlab.agents.trace_agents): steps[{state, n, tok, masked[]}], turns[{turn, kind, call, result, error}].
 // No network; text via textContent only; fixed height.
 const CSS = `
 .llm-agents { font: 12px/1.4 var(--jp-ui-font-family, system-ui, sans-serif); color: var(--jp-ui-font-color1, #222);
@@ -8,6 +8,7 @@ const CSS = `
 .llm-agents .tok { padding: 1px 4px; border-radius: 3px; background: rgba(100,149,237,0.2); cursor: pointer; }
 .llm-agents .tok.on { background: rgba(100,149,237,0.6); font-weight: 600; }
 .llm-agents .masked { color: rgb(200,60,60); text-decoration: line-through; }
+.llm-agents .err { color: rgb(200,60,60); }
 `;
 const div = (cls, text) => { const e = document.createElement("div"); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
 function render({ model, el }) {
@@ -29,7 +30,12 @@ function render({ model, el }) {
       (s.masked.length ? s.masked : ["(none)"]).forEach(w => m.append(div("masked", w))); root.append(m);
     }
     root.append(div("title", "Agent turns"));
-    turns.forEach(u => root.append(div("", `turn ${u.turn}: call "${u.call}" -> ${u.error ? "error: " + u.error : "result " + u.result}`)));
+    turns.forEach(u => {
+      const what = u.kind === "answer" ? "answers" : u.kind === "malformed" ? "malformed call" : `calls ${u.kind}`;
+      const res = u.kind === "answer" ? "" : u.error ? ` -> error: ${u.error}` : ` -> result "${u.result}"`;
+      root.append(div(u.error ? "err" : "", `turn ${u.turn}: ${what} "${u.call}"${res}`));
+    });
+    if (!turns.length) root.append(div("", "(no turns)"));
   }
   model.on("change:step", draw); model.on("change:trace", draw); draw();
 }
