@@ -5,8 +5,10 @@ Naive: both models' logits materialised, `distill_loss(hs @ Ws.T, ht @ Wt.T)` di
 Fused: tokens in chunks, the two (chunk x vocab) logits blocks only, the per-row divergence and gradient in Triton
 (GPU) or PyTorch ('torch rows', any device); gradients w.r.t. the student's hidden states and head weight.
 
-GPU (default): tokens 8k/16k, d 4096 (student and teacher), vocab 32k and 128k, bf16, forward KL and JSD(0.5).
-Goal (issue 22): peak memory <= 1/4 of naive, time <= 1.2x of naive.
+GPU (default): tokens 8k/16k, d 4096 (student and teacher), vocab 32k and 128k, bf16, forward KL, reverse KL and
+JSD(0.5) (--kind tvd too). The row kernel reads each row in 2 sweeps for the KLs (both log-sum-exps and the loss in
+the first, the gradient in the second) and 3 for JSD/TVD (statistics, loss and row constant, gradient); see 24a.
+Goal (issue 22): peak memory <= 1/4 of naive, time <= 1.2x of naive. Not yet measured on a GPU.
 CPU: tokens 256, d 128, vocab 4k, fp32, time only (the CPU allocator reports no peak).
 
     python kernels/bench_distill.py
@@ -27,6 +29,8 @@ def naive(hs, ws, ht, wt, kind, beta):
     lp = (hs @ ws.T).float().log_softmax(-1)
     with torch.no_grad(): lq = (ht @ wt.T).float().log_softmax(-1)
     if kind == "forward_kl": return (lq.exp() * (lq - lp)).sum(-1).mean()
+    if kind == "reverse_kl": return (lp.exp() * (lp - lq)).sum(-1).mean()
+    if kind == "tvd": return 0.5 * (lp.exp() - lq.exp()).abs().sum(-1).mean()
     lm = torch.logsumexp(torch.stack([lq + torch.log(torch.tensor(beta)), lp + torch.log(torch.tensor(1 - beta))]), 0)
     return (beta * (lq.exp() * (lq - lm)).sum(-1) + (1 - beta) * (lp.exp() * (lp - lm)).sum(-1)).mean()
 
@@ -46,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--d", type=int, default=4096 if cuda else 128)
     p.add_argument("--dtype", choices=list(DTYPES), default="bf16" if cuda else "fp32")
     p.add_argument("--chunk", type=int, default=1024 if cuda else 64)
-    p.add_argument("--kind", nargs="+", default=["forward_kl", "jsd"], choices=["forward_kl", "jsd"])
+    p.add_argument("--kind", nargs="+", default=["forward_kl", "reverse_kl", "jsd"], choices=["forward_kl", "reverse_kl", "jsd", "tvd"])
     p.add_argument("--rep", type=int, default=10 if cuda else 3)
     p.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
     return p.parse_args(argv)

@@ -1,7 +1,8 @@
 """llmlab.distill and llmlab.kernels.distill: each divergence against an independent float64 computation, the JSD's
 beta limits (beta -> 0: forward KL, beta -> 1: reverse KL) and symmetry, zero for equal distributions, temperature,
-masks; the fused loss and its gradients against the materialised reference over random shapes, both backends
-(Triton through the interpreter on CPU); the trainer's prompt mask and fused path; the world checker; bad input."""
+masks; the row kernel (its own online log-sum-exps, loss-only mode) against autograd and its PyTorch twin; the
+fused loss and its gradients against the materialised reference over random shapes, both backends (Triton through
+the interpreter on CPU); the trainer's prompt mask and fused path; the world checker; bad input."""
 import math
 import pytest, torch
 from hypothesis import given, settings, strategies as st, HealthCheck
@@ -122,9 +123,68 @@ def test_row_kernel_equals_torch_twin(kind):
     out = {}
     for be in BACKENDS:
         z = zs.clone()
-        out[be] = (distill_rows_(z, zt, torch.logsumexp(zs, 1), torch.logsumexp(zt, 1), w, kind=kind, beta=0.4, backend=be, block_c=16), z)
+        out[be] = (distill_rows_(z, zt, w, kind=kind, beta=0.4, backend=be, block_c=16), z)
     torch.testing.assert_close(out["triton"][0], out["torch"][0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out["triton"][1], out["torch"][1], atol=1e-6, rtol=1e-5)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(N=st.integers(1, 6), V=st.integers(1, 80), block=st.sampled_from([16, 32]), kind=st.sampled_from(KINDS),
+       beta=st.sampled_from([0.1, 0.5, 0.9]), scale=st.sampled_from([0.5, 3.0]), shift=st.sampled_from([0.0, 40.0]),
+       seed=st.integers(0, 10_000))
+def test_row_kernel_online_stats_equal_autograd(N, V, block, kind, beta, scale, shift, seed):
+    """The kernel finds both log-sum-exps itself (one stats sweep; the KLs' loss in it too): loss and gradient against
+    autograd on float64 logits, over ragged last blocks, teacher offsets, zero-weight (masked) rows and tied rows."""
+    g = torch.Generator().manual_seed(seed)
+    zs = torch.randn(N, V, generator=g) * scale
+    zt = torch.randn(N, V, generator=g) * scale + shift
+    zt[0] = zs[0]                                                     # a tie: p == q exactly (TVD's sign(0))
+    w = torch.rand(N, generator=g); w[torch.rand(N, generator=g) < 0.3] = 0.0   # masked rows weigh 0
+    x = zs.double().requires_grad_()
+    want = ref_div(x, zt.double(), kind, beta)
+    (want * w.double()).sum().backward()
+    for be in BACKENDS:
+        z = zs.clone()
+        d = distill_rows_(z, zt, w, kind=kind, beta=beta, backend=be, block_c=block)
+        torch.testing.assert_close(d.double(), want.detach(), atol=3e-5, rtol=3e-5, msg=f"loss ({be})")
+        torch.testing.assert_close(z.double(), x.grad, atol=3e-5, rtol=3e-5, msg=f"gradient ({be})")
+        assert d[0].abs().item() < 1e-5 and z[0].abs().max().item() < 1e-6, "identical rows: D = 0 and no gradient"
+        assert (z[w == 0] == 0).all(), "a row of weight 0 gets a zero gradient"
+        z = zs.clone()
+        torch.testing.assert_close(distill_rows_(z, zt, None, kind=kind, beta=beta, backend=be, block_c=block), d,
+                                   atol=1e-6, rtol=1e-6, msg=f"loss only ({be})")
+        assert torch.equal(z, zs), "w=None (loss only) leaves the logits alone"
+
+
+def test_row_kernel_errors():
+    zs, zt = torch.randn(3, 10), torch.randn(3, 10)
+    for call, msg in [(lambda: distill_rows_(zs, zt[:, :9]), "zt must have zs's shape"),
+                      (lambda: distill_rows_(zs, zt, torch.ones(2)), "w must have shape"),
+                      (lambda: distill_rows_(zs, zt, torch.ones(3, dtype=torch.float64)), "w must have dtype"),
+                      (lambda: distill_rows_(zs[:, :0], zt[:, :0]), "no columns"),
+                      (lambda: distill_rows_(zs, zt, kind="jsd", beta=0.0), "beta must be in"),
+                      (lambda: distill_rows_(zs, zt, kind="kl"), "kind must be one of"),
+                      (lambda: distill_rows_(zs, zt, block_c=8), "block_c must be")]:
+        with pytest.raises((ValueError, TypeError), match=msg): call()
+    assert distill_rows_(zs[:0], zt[:0]).shape == (0,)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_loss_only_without_grad(backend):
+    "Under no_grad (or with no input requiring grad) the rows run loss-only: the same loss, no gradient work."
+    g = torch.Generator().manual_seed(5)
+    hs, ws, ht, wt = (torch.randn(7, 8, generator=g), torch.randn(33, 8, generator=g) / 2,
+                      torch.randn(7, 6, generator=g), torch.randn(33, 6, generator=g) / 2)
+    tg = torch.tensor([1, -100, 3, 4, -100, 6, 7])
+    for kind in KINDS:
+        want = ref_fused(hs, ws, ht, wt, tg, kind=kind, temperature=2.0)
+        with torch.no_grad():
+            a, b = hs.clone().requires_grad_(), ws.clone().requires_grad_()
+            got = fused_linear_distill(a, b, ht, wt, tg, kind=kind, temperature=2.0, chunk_size=3, backend=backend)
+        torch.testing.assert_close(got.double(), want, atol=3e-5, rtol=3e-5)
+        got = fused_linear_distill(hs, ws, ht, wt, tg, kind=kind, temperature=2.0, chunk_size=3, backend=backend)
+        assert not got.requires_grad
+        torch.testing.assert_close(got.double(), want, atol=3e-5, rtol=3e-5)
 
 
 def test_fused_errors():

@@ -6,8 +6,8 @@
 from __future__ import annotations
 import torch
 from ..lab import HAS_TRITON, triton, tl, pick_backend, check_tensor, check_int, check_float, check_choice
-from .preference import lse_update, _check_chunk, _DTYPES   # the online log-sum-exp of 30a, reused
-from .flash_attention import _add                            # reduce combine function (core builtins only)
+from .preference import _check_chunk, _DTYPES                     # 30a's chunk checks, reused
+from .flash_attention import _add, _maximum                       # reduce combine functions (core builtins only)
 
 # %% auto #0
 __all__ = ['KIND_ID', 'KINDS', 'distill_row_kernel', 'distill_rows_', 'FusedLinearDistill', 'fused_linear_distill']
@@ -15,9 +15,9 @@ __all__ = ['KIND_ID', 'KINDS', 'distill_row_kernel', 'distill_rows_', 'FusedLine
 # %% ../../nbs/24a_distill_kernels.ipynb #553ae309
 KIND_ID = {"forward_kl": 0, "reverse_kl": 1, "jsd": 2, "tvd": 3}
 
-def _rows_torch(zs, zt, lse_s, lse_t, w, kind: str, beta: float) -> torch.Tensor:
-    "The kernel's arithmetic in PyTorch: per-row D (N,) float32, and zs overwritten with w * dD/dzs."
-    lp, lq = zs.float() - lse_s[:, None], zt.float() - lse_t[:, None]                # (N, C) log p, log q
+def _rows_torch(zs, zt, w, kind: str, beta: float) -> torch.Tensor:
+    "The kernel's arithmetic in PyTorch: per-row D (N,) float32, and (if w is given) zs overwritten with w * dD/dzs."
+    lp, lq = zs.float().log_softmax(1), zt.float().log_softmax(1)                  # (N, C) log p, log q
     p, q = lp.exp(), lq.exp()
     if kind == "forward_kl":
         loss, grad = (q * (lq - lp)).sum(1), p - q
@@ -33,112 +33,131 @@ def _rows_torch(zs, zt, lse_s, lse_t, w, kind: str, beta: float) -> torch.Tensor
         loss = 0.5 * (p - q).abs().sum(1)
         g = 0.5 * torch.sign(p - q)
         grad = p * (g - (p * g).sum(1, keepdim=True))
-    zs.copy_(w[:, None] * grad)
+    if w is not None: zs.copy_(w[:, None] * grad)
     return loss
 
 # %% ../../nbs/24a_distill_kernels.ipynb #74097f80
 @triton.jit
-def distill_row_kernel(zs_ptr, zt_ptr, lse_s_ptr, lse_t_ptr, w_ptr, loss_ptr, C, stride_s, stride_t, beta,
-                       KIND: tl.constexpr, BLOCK_C: tl.constexpr):
-    """Row n: loss[n] = D(p_n, q_n) for p = softmax(zs[n]) (student), q = softmax(zt[n]) (teacher), and in place
-    zs[n, j] <- w[n] * dD/dzs[n, j]. Sweep 1 accumulates D and the row constant c = sum_j p_j g_j; sweep 2 writes
-    w p_j (g_j - c). Forward KL needs no c (its gradient is w (p - q)) and is written in sweep 1."""
+def distill_row_kernel(zs_ptr, zt_ptr, w_ptr, loss_ptr, C, stride_s, stride_t, beta,
+                       KIND: tl.constexpr, GRAD: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Row n of student logits zs and teacher logits zt: loss[n] = D(softmax(zs[n]), softmax(zt[n])) and, if GRAD,
+    zs[n, j] <- w[n] * dD/dzs[n, j] in place. Sweep 1 folds both rows into running maxes and sums (their log-sum-exps)
+    and, for the two KLs, the rescaled sum that gives D. JSD and TVD take a second sweep for D and the row constant.
+    The last sweep (GRAD only) writes the gradient. Sweeps over the row: KLs 1 + GRAD, JSD and TVD 2 + GRAD."""
     n = tl.program_id(0).to(tl.int64)
-    lse_s = tl.load(lse_s_ptr + n)                               # log sum_j e^{s_j}  (from lse_update)
-    lse_t = tl.load(lse_t_ptr + n)
-    w = tl.load(w_ptr + n)                                       # the row's weight in the batch mean (0: masked)
-    acc = 0.0                                                      # D of the row
-    c = 0.0                                                        # sum_j p_j g_j, g = dD/dp
-    for c0 in range(0, C, BLOCK_C):
+    row_s, row_t = zs_ptr + n * stride_s, zt_ptr + n * stride_t
+    m_s = tl.load(row_s).to(tl.float32)                            # running maxima, started at entry 0 (a lower
+    m_t = tl.load(row_t).to(tl.float32)                            # bound that is finite: no inf - inf below)
+    z_s, z_t = 0.0, 0.0                                            # running sums e^(s_j - m_s), e^(t_j - m_t)
+    a = 0.0                                                        # KLs: sum_j e^(x_j - m_x) ((x_j - m_x) - (y_j - m_y))
+    for c0 in range(0, C, BLOCK_C):                                # sweep 1: the statistics
         offs = c0 + tl.arange(0, BLOCK_C)
         live = offs < C
-        s = tl.load(zs_ptr + n * stride_s + offs, mask=live, other=0.0).to(tl.float32)
-        t = tl.load(zt_ptr + n * stride_t + offs, mask=live, other=0.0).to(tl.float32)
-        lp, lq = s - lse_s, t - lse_t                            # log p, log q
-        p, q = tl.exp(lp), tl.exp(lq)
-        if KIND == 0:                                            # KL(q || p) = sum q (log q - log p);  dD/ds = p - q
-            d = q * (lq - lp)
-            tl.store(zs_ptr + n * stride_s + offs, (w * (p - q)).to(zs_ptr.dtype.element_ty), mask=live)
-        elif KIND == 1:                                          # KL(p || q);  g_j = log p_j - log q_j (+1, cancels)
-            d = p * (lp - lq)
-            c += tl.reduce(tl.where(live, d, 0.0), 0, _add)
-        elif KIND == 2:                                          # JSD(beta): m = beta q + (1 - beta) p
-            lm = tl.log(beta * q + (1.0 - beta) * p)
-            d = beta * q * (lq - lm) + (1.0 - beta) * p * (lp - lm)
-            c += tl.reduce(tl.where(live, p * (lp - lm), 0.0), 0, _add)   # KL(p || m);  g_j = (1 - beta)(log p_j - log m_j)
-        else:                                                    # TVD = 1/2 sum |p - q|;  g_j = sign(p_j - q_j) / 2
-            d = 0.5 * tl.abs(p - q)
-            g = tl.where(p > q, 0.5, tl.where(p < q, -0.5, 0.0))
-            c += tl.reduce(tl.where(live, p * g, 0.0), 0, _add)
-        acc += tl.reduce(tl.where(live, d, 0.0), 0, _add)
-    tl.store(loss_ptr + n, acc)
-    if KIND != 0:
-        for c0 in range(0, C, BLOCK_C):                          # sweep 2: dD/ds_j = p_j (g_j - c)
+        s = tl.load(row_s + offs, mask=live, other=0.0).to(tl.float32)
+        t = tl.load(row_t + offs, mask=live, other=0.0).to(tl.float32)
+        ms_new = tl.maximum(m_s, tl.reduce(tl.where(live, s, -float("inf")), 0, _maximum))
+        mt_new = tl.maximum(m_t, tl.reduce(tl.where(live, t, -float("inf")), 0, _maximum))
+        es = tl.where(live, tl.exp(s - ms_new), 0.0)               # e^(s_j - m_s'), 0 on lanes past the row's end
+        et = tl.where(live, tl.exp(t - mt_new), 0.0)
+        if KIND == 0:                                              # forward KL: weights e^(t - m_t), values (t - m_t) - (s - m_s)
+            a = tl.exp(m_t - mt_new) * (a - ((mt_new - m_t) - (ms_new - m_s)) * z_t) \
+                + tl.reduce(et * ((t - mt_new) - (s - ms_new)), 0, _add)
+        elif KIND == 1:                                            # reverse KL: weights e^(s - m_s), values (s - m_s) - (t - m_t)
+            a = tl.exp(m_s - ms_new) * (a - ((ms_new - m_s) - (mt_new - m_t)) * z_s) \
+                + tl.reduce(es * ((s - ms_new) - (t - mt_new)), 0, _add)
+        z_s = z_s * tl.exp(m_s - ms_new) + tl.reduce(es, 0, _add)
+        z_t = z_t * tl.exp(m_t - mt_new) + tl.reduce(et, 0, _add)
+        m_s, m_t = ms_new, mt_new
+    lse_s, lse_t = m_s + tl.log(z_s), m_t + tl.log(z_t)
+    c = 0.0                                                        # the gradient's row constant sum_j p_j g_j
+    if KIND == 0:
+        d = a / z_t - tl.log(z_t) + tl.log(z_s)                    # E_q[t - s] - LSE(t) + LSE(s), the maxima cancelled
+    elif KIND == 1:
+        d = a / z_s - tl.log(z_s) + tl.log(z_t)                    # E_p[s - t] - LSE(s) + LSE(t)
+        c = d
+    else:
+        d = 0.0
+        for c0 in range(0, C, BLOCK_C):                            # sweep 2 (JSD, TVD): D and the row constant
             offs = c0 + tl.arange(0, BLOCK_C)
             live = offs < C
-            s = tl.load(zs_ptr + n * stride_s + offs, mask=live, other=0.0).to(tl.float32)
-            t = tl.load(zt_ptr + n * stride_t + offs, mask=live, other=0.0).to(tl.float32)
-            lp, lq = s - lse_s, t - lse_t
+            lp = tl.load(row_s + offs, mask=live, other=0.0).to(tl.float32) - lse_s
+            lq = tl.load(row_t + offs, mask=live, other=0.0).to(tl.float32) - lse_t
             p, q = tl.exp(lp), tl.exp(lq)
-            if KIND == 1:
+            if KIND == 2:                                          # JSD(beta), m = beta q + (1 - beta) p
+                lm = tl.log(beta * q + (1.0 - beta) * p)
+                kl_pm = tl.where(live, p * (lp - lm), 0.0)
+                d += tl.reduce(tl.where(live, beta * q * (lq - lm), 0.0) + (1.0 - beta) * kl_pm, 0, _add)
+                c += tl.reduce(kl_pm, 0, _add)                     # KL(p || m)
+            else:                                                  # TVD, g_j = sign(p_j - q_j) / 2
+                d += tl.reduce(tl.where(live, 0.5 * tl.abs(p - q), 0.0), 0, _add)
+                c += tl.reduce(tl.where(live, p * tl.where(p > q, 0.5, tl.where(p < q, -0.5, 0.0)), 0.0), 0, _add)
+    tl.store(loss_ptr + n, d)
+    if GRAD:
+        w = tl.load(w_ptr + n)                                     # the row's weight in the batch mean (0: left out)
+        for c0 in range(0, C, BLOCK_C):                            # last sweep: dD/ds_j, written over s_j
+            offs = c0 + tl.arange(0, BLOCK_C)
+            live = offs < C
+            lp = tl.load(row_s + offs, mask=live, other=0.0).to(tl.float32) - lse_s
+            lq = tl.load(row_t + offs, mask=live, other=0.0).to(tl.float32) - lse_t
+            p, q = tl.exp(lp), tl.exp(lq)
+            if KIND == 0:
+                gr = p - q
+            elif KIND == 1:
                 gr = p * (lp - lq - c)
             elif KIND == 2:
                 gr = (1.0 - beta) * p * (lp - tl.log(beta * q + (1.0 - beta) * p) - c)
             else:
                 gr = p * (tl.where(p > q, 0.5, tl.where(p < q, -0.5, 0.0)) - c)
-            tl.store(zs_ptr + n * stride_s + offs, (w * gr).to(zs_ptr.dtype.element_ty), mask=live)
+            tl.store(row_s + offs, (w * gr).to(zs_ptr.dtype.element_ty), mask=live)
 
 # %% ../../nbs/24a_distill_kernels.ipynb #8ab84bd7
-def distill_rows_(zs: torch.Tensor, zt: torch.Tensor, lse_s: torch.Tensor, lse_t: torch.Tensor, w: torch.Tensor, *,
-                  kind: str = "forward_kl", beta: float = 0.5, backend: str = "auto", block_c: int = 1024) -> torch.Tensor:
-    """Per-row divergence D(student row, teacher row) of logits `zs`, `zt` (N, V) with row log-sum-exps `lse_s`, `lse_t`
-    (N,) float32; returns D (N,) float32 and overwrites `zs` with `w[n] * dD/dzs` (w: (N,) float32 row weights).
-    `kind` as in `distill_loss`, except that 'jsd' needs 0 < beta < 1 (the callers map beta 0 / 1 to the KLs)."""
+def distill_rows_(zs: torch.Tensor, zt: torch.Tensor, w: torch.Tensor | None = None, *, kind: str = "forward_kl",
+                  beta: float = 0.5, backend: str = "auto", block_c: int = 1024) -> torch.Tensor:
+    """Per-row divergence D(softmax(zs[n]), softmax(zt[n])) of student and teacher logits `zs`, `zt` (N, V): returns D
+    (N,) float32. With row weights `w` ((N,) float32) `zs` is overwritten with `w[n] * dD/dzs`; with `w=None` only the
+    loss is computed and `zs` is left as it is. `kind` as in `distill_loss`, except that 'jsd' needs 0 < beta < 1
+    (the callers map beta 0 / 1 to the KLs)."""
     check_choice("kind", kind, tuple(KIND_ID))
-    _check_chunk(zs, ("lse_s", lse_s), ("lse_t", lse_t), ("w", w)); _check_chunk(zt)
+    _check_chunk(zs, *((("w", w),) if w is not None else ())); _check_chunk(zt)
     if zt.shape != zs.shape: raise ValueError(f"zt must have zs's shape {tuple(zs.shape)}, got {tuple(zt.shape)}")
     if zt.device != zs.device: raise ValueError(f"zt is on {zt.device} but zs is on {zs.device}")
+    if zs.shape[0] > 0 and zs.shape[1] == 0: raise ValueError("zs has no columns (V = 0): there is no distribution to compare")
     beta = check_float("beta", beta, lo=0, hi=1, lo_open=kind == "jsd", hi_open=kind == "jsd")
     check_int("block_c", block_c, lo=16)
     if zs.shape[0] == 0: return torch.zeros(0, device=zs.device)
     if pick_backend(backend, zs.device) == "triton":
         loss = torch.empty(zs.shape[0], dtype=torch.float32, device=zs.device)
-        distill_row_kernel[(zs.shape[0],)](zs, zt, lse_s, lse_t, w, loss, zs.shape[1], zs.stride(0), zt.stride(0), beta,
-                                           KIND=KIND_ID[kind], BLOCK_C=triton.next_power_of_2(min(block_c, zs.shape[1])))
+        distill_row_kernel[(zs.shape[0],)](zs, zt, w if w is not None else loss, loss, zs.shape[1], zs.stride(0),
+                                           zt.stride(0), beta, KIND=KIND_ID[kind], GRAD=w is not None,
+                                           BLOCK_C=triton.next_power_of_2(min(block_c, zs.shape[1])))
         return loss
-    return _rows_torch(zs, zt, lse_s, lse_t, w, kind, beta)
+    return _rows_torch(zs, zt, w, kind, beta)
 
 # %% ../../nbs/24a_distill_kernels.ipynb #d4aa2a9f
-def _row_lse(z: torch.Tensor, backend: str) -> torch.Tensor:
-    "log sum_j exp z[n, j] per row, through the online log-sum-exp of 30a (`lse_update`, one fold over the full row)."
-    m = torch.full((z.shape[0],), float("-inf"), device=z.device)
-    s = torch.zeros(z.shape[0], device=z.device)
-    lse_update(z, m, s, backend)
-    return m + s.log()
-
 class FusedLinearDistill(torch.autograd.Function):
     """T^2 * masked mean over rows of D(softmax(hs Ws^T / T), softmax(ht Wt^T / T)), one chunk of rows at a time.
     The gradient w.r.t. the student's hidden and weight is computed in the forward, chunk by chunk (nothing to recompute),
-    and scaled by the upstream gradient in the backward; the teacher is a constant."""
+    and scaled by the upstream gradient in the backward; the teacher is a constant. `grad=False`: the loss only."""
 
     @staticmethod
-    def forward(ctx, hs, ws, ht, wt, valid, kind: str, beta: float, temperature: float, chunk_size: int, backend: str):
+    def forward(ctx, hs, ws, ht, wt, valid, kind: str, beta: float, temperature: float, chunk_size: int, backend: str,
+                grad: bool):
         N, inv_t = hs.shape[0], 1.0 / temperature
         n_valid = int(valid.sum())
         w_row = valid.float() * (temperature ** 2 / max(n_valid, 1))              # each row's weight in the mean, with T^2
         loss = torch.zeros((), dtype=torch.float32, device=hs.device)
-        dh = torch.zeros(hs.shape, dtype=torch.float32, device=hs.device) if ctx.needs_input_grad[0] else None
-        dw = torch.zeros(ws.shape, dtype=torch.float32, device=ws.device) if ctx.needs_input_grad[1] else None
+        dh = torch.zeros(hs.shape, dtype=torch.float32, device=hs.device) if grad and ctx.needs_input_grad[0] else None
+        dw = torch.zeros(ws.shape, dtype=torch.float32, device=ws.device) if grad and ctx.needs_input_grad[1] else None
         for r0 in range(0, N, chunk_size):
             rows = valid[r0:r0 + chunk_size].nonzero().squeeze(1) + r0            # the chunk's counted rows
             if rows.numel() == 0: continue
             h_c = hs[rows] * inv_t                                                 # (n, d_s): 1/T folded into the hidden
             zs = h_c @ ws.T                                                        # (n, V) student logits / T
             with torch.no_grad(): zt = (ht[rows] * inv_t) @ wt.T                   # (n, V) teacher logits / T
-            d = distill_rows_(zs, zt, _row_lse(zs, backend), _row_lse(zt, backend), w_row[rows].contiguous(),
-                              kind=kind, beta=beta, backend=backend)               # zs now holds G = w dD/dz
+            w_c = w_row[rows].contiguous()
+            d = distill_rows_(zs, zt, w_c if grad else None, kind=kind, beta=beta, backend=backend)   # zs: G = w dD/dz
             del zt
-            loss += (w_row[rows] * d).sum()
+            loss += (w_c * d).sum()
             if dh is not None: dh[rows] = (zs @ ws).float() * inv_t                # dL/dh = G W / T
             if dw is not None: dw += (zs.T @ h_c).float()                          # dL/dW = G^T (h / T)
         ctx.save_for_backward(dh if dh is not None else torch.empty(0), dw if dw is not None else torch.empty(0))
@@ -150,7 +169,7 @@ class FusedLinearDistill(torch.autograd.Function):
         dh, dw = ctx.saved_tensors
         gh = (dh * grad_out).to(ctx.dtypes[0]) if ctx.needs_input_grad[0] else None
         gw = (dw * grad_out).to(ctx.dtypes[1]) if ctx.needs_input_grad[1] else None
-        return gh, gw, None, None, None, None, None, None, None, None
+        return gh, gw, None, None, None, None, None, None, None, None, None
 
 # %% ../../nbs/24a_distill_kernels.ipynb #a0ad587f
 KINDS = tuple(KIND_ID)
@@ -163,7 +182,7 @@ def fused_linear_distill(student_hidden: torch.Tensor, student_weight: torch.Ten
     either model's (N, V) logits: rows go `chunk_size` at a time, so at most two (chunk_size, V) blocks live at once.
     hidden states (N, d_s) / (N, d_t), head weights (V, d_s) / (V, d_t); `targets` (N,) only marks rows to leave out
     (== `ignore_index`), like a labels tensor; None counts every row. Gradients reach `student_hidden` and
-    `student_weight` only. 'jsd' at beta 0 / 1 is forward / reverse KL, as in `llmlab.distill.distill_loss`."""
+    `student_weight` only; without grad mode or `requires_grad` the rows run loss-only. 'jsd' at beta 0 / 1 is forward / reverse KL, as in `llmlab.distill.distill_loss`."""
     check_choice("kind", kind, KINDS)
     beta = check_float("beta", beta, lo=0, hi=1)
     temperature = check_float("temperature", temperature, lo=0, lo_open=True)
@@ -190,5 +209,6 @@ def fused_linear_distill(student_hidden: torch.Tensor, student_weight: torch.Ten
         raise ValueError("student_hidden, student_weight, teacher_hidden, teacher_weight and targets must be on one device")
     if kind == "jsd" and beta in (0.0, 1.0): kind = "forward_kl" if beta == 0.0 else "reverse_kl"   # the JSD's limits
     be = pick_backend(backend, student_hidden.device)
+    grad = torch.is_grad_enabled() and (student_hidden.requires_grad or student_weight.requires_grad)
     return FusedLinearDistill.apply(student_hidden, student_weight, teacher_hidden.detach(), teacher_weight.detach(), valid,
-                                    kind, beta, temperature, chunk_size, be)
+                                    kind, beta, temperature, chunk_size, be, grad)
