@@ -94,3 +94,135 @@ def test_errors():
     with pytest.raises(TypeError): BM25().fit("a string")
     with pytest.raises(ValueError): chunk(["a"], 2, 2)
     with pytest.raises(TypeError): tokenize(3)
+
+
+# ---- the held-out world, encoders, reranker, reader (tiny models, seconds) ----
+from llmlab.rag import (split_facts, all_facts, fact_passage, fact_answer, fact_tasks, heldout_corpus, rag_tokenizer,
+                        mean_pool, gpt_encoder, train_encoder, Reranker, Hybrid, reader_batches, rag_prompt, rag_accuracy,
+                        rag_models, RELATIONS)
+from llmlab.world import World
+
+
+@pytest.fixture(scope="module")
+def world():
+    return World(0)
+
+
+def _tiny_gpt(vocab, seed=0):
+    from llmlab.gpt import GPT, GPTConfig
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=vocab, ctx_len=64, n_layer=1, n_head=2, d_model=16)).eval()
+
+
+def test_split_facts(world):
+    a_in, a_out = split_facts(world, 0.2, seed=0)
+    b_in, b_out = split_facts(world, 0.2, seed=0)
+    assert (a_in, a_out) == (b_in, b_out)                                  # deterministic
+    assert len(a_out) == round(0.2 * len(all_facts(world))) and not set(a_in) & set(a_out)
+    assert sorted(a_in + a_out) == sorted(all_facts(world))
+    assert split_facts(world, 0.2, seed=1)[1] != a_out
+
+
+def test_heldout_corpus_never_states_held_out(world):
+    tok = rag_tokenizer(world)
+    held_in, held_out = split_facts(world)
+    lm = heldout_corpus(world, tok, held_out, n_docs=400, ctx_len=32)
+    stream = " " + " ".join(tok.itos[i] for i in lm.x.flatten().tolist()) + " "
+    assert not any(f" {fact_passage(world, *f)[:-2]} " in stream for f in held_out)
+    assert sum(f" {fact_passage(world, *f)[:-2]} " in stream for f in held_in) > len(held_in) // 4
+
+
+def test_fact_tasks(world):
+    facts = all_facts(world)[:8]
+    for t, f in zip(fact_tasks(world, facts, "exact"), facts):
+        assert fact_passage(world, *f) == f"{t.prompt} {t.answer} ." and t.check(t.answer + " .")
+    for t in fact_tasks(world, facts, "paraphrase"):
+        assert not {"lives", "works", "likes", "parent"} & set(t.prompt.split())   # the passage's relation words are absent
+        rag_tokenizer(world).encode(t.prompt)                                        # every word is known to the reader
+    assert fact_answer(world, 0, "parent") == world.people[world.people[0]["parent"]]["name"]
+
+
+def test_mean_pool_padding_equals_per_length(world):
+    tok = rag_tokenizer(world); m = _tiny_gpt(tok.vocab_size)
+    texts = ["ada ford lives in paris .", "ben", "the town where ada ford stays is"]
+    with torch.no_grad():
+        assert torch.allclose(mean_pool(m, tok, texts), gpt_encoder(m, tok)(texts), atol=1e-5)
+
+
+def test_train_encoder_learns(world):
+    tok = rag_tokenizer(world); m = _tiny_gpt(tok.vocab_size)
+    facts = all_facts(world)[:16]
+    qs = [t.prompt for t in fact_tasks(world, facts, "paraphrase")]
+    ps = [fact_passage(world, *f) for f in facts]
+    enc, losses = train_encoder(m, tok, qs, ps, steps=40, lr=3e-3, batch_size=16, bar=False)
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    assert all(not p.requires_grad or p.grad is None for p in m.parameters())      # the original model is untouched
+    with pytest.raises(ValueError, match="positives"): train_encoder(m, tok, qs, ps[:3], steps=1)
+
+
+def test_reranker_and_hybrid(world):
+    tok = rag_tokenizer(world); m = _tiny_gpt(tok.vocab_size)
+    facts = all_facts(world)[:12]
+    docs = [fact_passage(world, *f) for f in facts]
+    rr = Reranker(m, tok)
+    qs = [t.prompt for t in fact_tasks(world, facts, "exact")]
+    cands = [[docs[i]] + [docs[(i + j) % len(docs)] for j in (1, 2, 3)] for i in range(len(docs))]
+    losses = rr.fit(qs, cands, steps=40, lr=3e-3, batch_size=12, bar=False)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    ids, sc = rr.rerank(qs[0], [3, 0, 5], docs)
+    assert sorted(ids) == [0, 3, 5] and sc == sorted(sc, reverse=True)
+    with torch.no_grad(): s = rr([qs[0]] * 3, [docs[3], docs[0], docs[5]])
+    assert ids[0] == [3, 0, 5][int(s.argmax())]
+    bm = BM25().fit(docs)
+    dn = DenseRetriever(gpt_encoder(m, tok)).fit(docs)
+    h = Hybrid([bm, dn], depth=5)
+    fused = rrf([bm.search(qs[1], 5)[0].tolist(), dn.search(qs[1], 5)[0].tolist()])[0]
+    assert h.search(qs[1], 4)[0].tolist() == fused[:4]
+    assert len(Hybrid([bm, dn], reranker=rr, depth=5, rerank_top=3).search(qs[1], 10)[0]) == 3
+    with pytest.raises(ValueError, match="candidate"): rr.fit(qs, [c[:1] for c in cands], steps=1)
+    with pytest.raises(TypeError): Hybrid([])
+
+
+def test_reader_batches_supervise_the_stated_value(world):
+    tok = rag_tokenizer(world)
+    facts = all_facts(world)[:20]
+    nb = {f: [g for g in facts if g != f][:3] for f in facts}
+    true = {fact_passage(world, *f)[:-2] for f in all_facts(world)}
+    for cf in (0.0, 1.0):
+        X, Y = reader_batches(world, tok, facts, nb, k_max=3, counterfactual=cf)(32, torch.Generator().manual_seed(0))
+        assert X.shape == Y.shape
+        false_rows = 0
+        for x, y in zip(X.tolist(), Y.tolist()):
+            j = next(i for i, v in enumerate(y) if v != -100)                # first supervised position
+            ps = tok.decode(x[:j + 1]).split(" . ")[:-1]                   # the passages (the question follows the last)
+            ans = tok.decode([v for v in y if v != -100])
+            assert ans.endswith(" .") and 1 <= len(ps) <= 3
+            assert any(p.endswith(" " + ans[:-2]) for p in ps), (ps, ans)    # the target is a value a passage states
+            false_rows += any(p not in true for p in ps)
+        assert (false_rows == 0) if cf == 0.0 else (false_rows > 16)
+
+
+def test_rag_prompt_and_accuracy(world):
+    from llmlab.world import Task, Tokenizer
+    tok = Tokenizer(["ada", "lives", "in", "paris", "."])
+    r = BM25().fit(["ada lives in paris .", "in in"])
+    assert rag_prompt(r, "ada lives in", 1) == ("ada lives in paris . ada lives in", ["ada lives in paris ."])
+    assert rag_prompt(None, "ada lives in") == ("ada lives in", [])
+    class Copy(torch.nn.Module):     # answers 'paris' only when 'paris' is in the prompt
+        def __init__(self): super().__init__(); self.p = torch.nn.Parameter(torch.zeros(1))
+        def generate(self, idx, n, **kw):
+            hit = tok.encode("paris")[0] in idx[0].tolist()
+            return torch.cat([idx, torch.tensor([[tok.encode("paris" if hit else "ada")[0], tok.encode(".")[0]]])], 1)
+    tasks = [Task("ada lives in", "paris", "fact")]
+    assert rag_accuracy(Copy(), tok, r, tasks, k=1)[0] == 1.0
+    assert rag_accuracy(Copy(), tok, None, tasks)[0] == 0.0
+    with pytest.raises(ValueError): rag_accuracy(Copy(), tok, r, [])
+
+
+def test_rag_spec_errors(world):
+    with pytest.raises(KeyError, match="unknown spec"): rag_models({"nope": 1})
+    with pytest.raises(TypeError): rag_models("fast")
+    with pytest.raises(ValueError): split_facts(world, 0.0)
+    with pytest.raises(ValueError): fact_tasks(world, all_facts(world)[:1], "riddle")
+    with pytest.raises(TypeError): fact_passage("world", 0, "city")
+    with pytest.raises(ValueError): fact_answer(world, 0, "age")

@@ -1,6 +1,7 @@
-// llmlab/static/rag.js — retrieval on the world's facts: for a chosen query, the BM25, dense and RRF rankings
-// (query words that the corpus knows highlighted) and the model's answer.
-// Trace (llmlab.rag.trace_rag): queries[{query, terms[], answer, bm25[{text, score}], dense[...], rrf[...]}].
+// llmlab/static/rag.js — retrieval on the world's facts: for a chosen query, the BM25, dense, RRF and reranked rankings
+// (query words that the corpus knows highlighted), the reader's answer and the passages it read.
+// Trace (llmlab.rag.trace_rag): queries[{query, terms[], answer, bm25[{text, score}], dense[...], rrf[...],
+// rerank[...] (optional), used[str] (optional)}].
 // `step` is the query index. No network; text via textContent only; fixed height.
 
 const CSS = `
@@ -42,10 +43,13 @@ function render({ model, el }) {
     root.append(div("title", "query"), sel);
     const terms = new Set(q.terms);
     const row = div("row");
-    [["BM25", q.bm25], ["dense", q.dense], ["hybrid (RRF)", q.rrf]].forEach(([name, ps]) => {
+    const cols = [["BM25", q.bm25], ["dense", q.dense], ["hybrid (RRF)", q.rrf]];
+    if (q.rerank) cols.push(["hybrid + rerank", q.rerank]);
+    cols.forEach(([name, ps]) => {
       const c = div("col"); c.append(div("title", name)); ps.forEach((p) => c.append(passage(p, terms))); row.append(c);
     });
-    root.append(row, div("title", "answer (BM25 top 3 in the prompt): " + q.answer));
+    root.append(row, div("title llm-answer", "answer: " + q.answer));
+    if (q.used) { const u = div("p"); u.textContent = "read: " + q.used.join(" | "); root.append(u); }
   }
   model.on("change:step", draw); model.on("change:trace", draw);
   draw();
