@@ -1,0 +1,195 @@
+"Tests for llmlab.mixture_of_agents: the aggregate prompt round trip, majority-vote ties, layer wiring, oracle proposers, Self-MoA, training sets, outcomes, the widget trace, bad input."
+import copy
+import pytest, torch
+from hypothesis import given, settings, strategies as st
+from llmlab.mixture_of_agents import (aggregate_prompt, parse_aggregate_prompt, answer_of, kind_of, majority_vote, copy_majority,
+                                      Proposer, MoAResult, mixture_of_agents, self_moa, best_single, proposer_accuracy, accuracy,
+                                      candidate_scores, says, target_of, finetune, aggregator_examples, outcome,
+                                      trace_mixture_of_agents, OPEN, NONE)
+from llmlab.gpt import pretrained, world_of, complete
+from llmlab.world import Task
+
+WORLD, TOK = world_of("world-tiny")
+PROBE = WORLD.arithmetic_tasks(8, seed=3) + WORLD.fact_queries(8, relation="city", seed=3)
+
+class Echo:
+    "Answers 'answer <name><candidates read><sample> .' and records every prompt."
+    def __init__(self, name): self.name, self.seen = name, []
+    def propose(self, prompts, n=1, seed=0):
+        self.seen += list(prompts)
+        read = lambda p: len(parse_aggregate_prompt(p)[1]) if OPEN in p else 0
+        return [[f"answer {self.name}{read(p)}{j} ." for j in range(n)] for p in prompts]
+
+class Oracle:
+    "Knows every answer of `tasks`, whatever the prompt around the question."
+    def __init__(self, tasks): self.t = {t.prompt: t for t in tasks}
+    def propose(self, prompts, n=1, seed=0):
+        out = []
+        for p in prompts:
+            t = self.t[parse_aggregate_prompt(p)[0] if OPEN in p else p]
+            out.append([f"answer {t.answer} ." if t.kind == "arith" else f"{t.answer} ."] * n)
+        return out
+
+class Fixed:
+    "Always states the same answer."
+    def __init__(self, ans): self.ans = ans
+    def propose(self, prompts, n=1, seed=0): return [[self.ans] * n for _ in prompts]
+
+word = st.sampled_from(["paris", "ada", "ford", "7", "42", "100"])
+answer = st.one_of(st.none(), st.lists(word, min_size=1, max_size=3).map(" ".join))
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(answer, min_size=1, max_size=6), st.sampled_from(["calc 6 * 7 :", "ada ford lives in", "lia reed 's child is"]))
+def test_aggregate_prompt_round_trip(cands, q):
+    p = aggregate_prompt(q, cands)
+    assert parse_aggregate_prompt(p) == (q, cands)
+    assert TOK.encode(p).count(TOK.unk_id) == cands.count(None)   # strict: every other piece is in the world's vocabulary
+
+def test_aggregate_prompt_cleans_and_rejects():
+    assert parse_aggregate_prompt(aggregate_prompt("q x", ["a ; b", "", ". ,"]))[1] == ["a b", None, None]
+    with pytest.raises(ValueError, match="non-empty list"): aggregate_prompt("q", [])
+    with pytest.raises(ValueError, match="non-empty str"): aggregate_prompt("  ", ["a"])
+    with pytest.raises(ValueError, match="marker"): aggregate_prompt(f"a {OPEN} b", ["a"])
+    with pytest.raises(ValueError, match="not an aggregate prompt"): parse_aggregate_prompt("calc 1 + 2 :")
+    with pytest.raises(TypeError, match="str or None"): aggregate_prompt("q", [3])
+
+def test_answer_of_and_kind():
+    assert answer_of("6 * 7 = 42 . answer 42 .") == "42" and answer_of("1 + 2 = 3 .") is None
+    assert answer_of("paris . rome", "fact") == "paris"
+    assert kind_of("calc 1 + 2 :") == "arith" and kind_of("ada ford lives in") == "fact" and kind_of(PROBE[-1]) == "fact"
+    with pytest.raises(ValueError, match="kind"): answer_of("x", "story")
+    with pytest.raises(TypeError): kind_of(3)
+
+def test_majority_vote_ties_go_to_first_stated():
+    assert majority_vote(["7", "9", "9", None]) == "9"
+    assert majority_vote(["7", "9", "9", "7"]) == "7"
+    assert majority_vote(["9", "7", "7", "9"]) == "9"
+    assert majority_vote([None, "3"]) == "3" and majority_vote([None]) is None and majority_vote([]) is None
+    with pytest.raises(TypeError): majority_vote("abc")
+    with pytest.raises(TypeError, match=r"candidates\[1\]"): majority_vote(["a", 3])
+    assert copy_majority("calc 1 + 2 :", ["3", "4", "3"]) == "answer 3 ." and copy_majority("ada ford lives in", [None]) == ""
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+@pytest.mark.parametrize("n_samples", [1, 2])
+def test_layer_wiring(n_layers, n_samples):
+    a, b = Echo("a"), Echo("b")
+    r = mixture_of_agents([a, b], copy_majority, "calc 1 + 2 :", n_layers=n_layers, n_samples=n_samples)
+    assert len(r.layers) == len(r.prompts) == n_layers and all(len(l) == 2 * n_samples for l in r.layers)
+    assert r.prompts[0] == "calc 1 + 2 :"
+    for l in range(1, n_layers):                                 # layer l reads exactly layer l-1's answers, in order
+        assert parse_aggregate_prompt(r.prompts[l]) == ("calc 1 + 2 :", [answer_of(c) for c in r.layers[l - 1]])
+    assert parse_aggregate_prompt(r.aggregate)[1] == [answer_of(c) for c in r.layers[-1]]
+    assert a.seen == r.prompts and b.seen == r.prompts
+    assert r.layers[0][:n_samples] == [f"answer a0{j} ." for j in range(n_samples)]   # proposer-major order
+
+def test_batch_equals_one_by_one():
+    tasks = PROBE[:4]
+    batch = mixture_of_agents([Echo("a"), Oracle(tasks)], copy_majority, tasks, n_layers=2)
+    one = [mixture_of_agents([Echo("a"), Oracle(tasks)], copy_majority, t, n_layers=2) for t in tasks]
+    assert [r.completion for r in batch] == [r.completion for r in one] and isinstance(one[0], MoAResult)
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_oracle_proposers_with_copy_majority_are_perfect(n_layers):
+    res = mixture_of_agents([Oracle(PROBE)] * 3, copy_majority, PROBE, n_layers=n_layers)
+    assert accuracy(res, PROBE) == 1.0
+    assert candidate_scores(res, PROBE) == {"majority": 1.0, "oracle": 1.0}
+    assert {outcome(t, r) for t, r in zip(PROBE, res)} == {"picked"}
+
+def test_majority_can_lose_where_the_oracle_wins():
+    t = PROBE[0]
+    wrong = Fixed(f"answer {int(t.answer) + 1} .")
+    res = mixture_of_agents([Oracle([t]), wrong, wrong], copy_majority, [t])
+    assert candidate_scores(res, [t]) == {"majority": 0.0, "oracle": 1.0}
+    assert outcome(t, res[0]) == "broke"
+    rep = mixture_of_agents([wrong], lambda q, a: target_of(t), [t])
+    assert outcome(t, rep[0]) == "repaired"
+    assert outcome(t, mixture_of_agents([wrong], copy_majority, [t])[0]) == "missed"
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="proposers is empty"): mixture_of_agents([], copy_majority, "calc 1 + 2 :")
+    with pytest.raises(ValueError, match="n_layers"): mixture_of_agents([Echo("a")], copy_majority, "calc 1 + 2 :", n_layers=0)
+    with pytest.raises(ValueError, match="n_samples"): mixture_of_agents([Echo("a")], copy_majority, "calc 1 + 2 :", n_samples=0)
+    with pytest.raises(TypeError, match="proposers must be a list"): mixture_of_agents(Echo("a"), copy_majority, "calc 1 + 2 :")
+    with pytest.raises(TypeError, match=r"proposers\[0\]"): mixture_of_agents(["x"], copy_majority, "calc 1 + 2 :")
+    with pytest.raises(TypeError, match="aggregator"): mixture_of_agents([Echo("a")], 3, "calc 1 + 2 :")
+    with pytest.raises(ValueError, match="empty list"): mixture_of_agents([Echo("a")], copy_majority, [])
+    with pytest.raises(ValueError, match=r"prompt\[0\]"): mixture_of_agents([Echo("a")], copy_majority, [" "])
+    with pytest.raises(TypeError, match="must return a str"): mixture_of_agents([Echo("a")], lambda q, a: 3, "calc 1 + 2 :")
+    with pytest.raises(ValueError, match="tasks is empty"): best_single([Echo("a")], [])
+    with pytest.raises(ValueError, match="non-empty list"): best_single([], PROBE)
+    with pytest.raises(ValueError, match="results for"): accuracy([], PROBE)
+    with pytest.raises(TypeError, match="MoAResult"): outcome(PROBE[0], "x")
+
+@pytest.fixture(scope="module")
+def tiny():
+    return pretrained("world-tiny").eval()
+
+def test_proposer_decodes_like_complete_and_counts_flops(tiny):
+    p = Proposer(tiny, "base")
+    prompts = [t.prompt for t in PROBE[:6]]
+    out = p.propose(prompts)
+    ref = complete(tiny, [TOK.encode(q, bos=True) for q in prompts], 16, 0.0, (TOK.eos_id,))
+    assert [o[0] for o in out] == [TOK.decode(r, skip_special=True) for r in ref]
+    assert p.flops > 0 and len(out) == 6
+    f = p.flops; p.propose(prompts); assert p.flops == pytest.approx(2 * f)
+    s = p.with_temperature(1.0).propose(prompts[:2], n=4, seed=1)
+    assert len(s) == 2 and all(len(x) == 4 for x in s)
+    assert s == p.with_temperature(1.0).propose(prompts[:2], n=4, seed=1)     # seeded
+    with pytest.raises(ValueError, match="temperature"): Proposer(tiny, temperature=-1)
+    with pytest.raises(TypeError, match="torch module"): Proposer("model")
+    with pytest.raises(ValueError, match="name"): Proposer(tiny, "")
+    i, acc = best_single([p, Fixed("nothing")], PROBE)
+    assert i == 0 and acc[1] == 0.0 and acc[0] == proposer_accuracy(p, PROBE)
+
+def test_self_moa(tiny):
+    r = self_moa(Proposer(tiny, "base"), copy_majority, PROBE[:3], k=3, temperature=1.0)
+    assert all(len(x.layers[0]) == 3 for x in r)
+    with pytest.raises(ValueError, match="temperature > 0"): self_moa(tiny, copy_majority, "calc 1 + 2 :", k=2, temperature=0)
+
+def test_finetune_copies_and_learns(tiny):
+    before = {k: v.clone() for k, v in tiny.state_dict().items()}
+    m, losses = finetune(tiny, [("calc 6 * 7 :", "6 * 7 = 42 . answer 42 .")], steps=8, lr=3e-3)
+    assert all(torch.equal(v, tiny.state_dict()[k]) for k, v in before.items())       # the base is untouched
+    assert losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="pairs is empty"): finetune(tiny, [])
+    with pytest.raises(TypeError, match=r"pairs\[0\]"): finetune(tiny, [("a",)])
+    with pytest.raises(TypeError, match="GPT"): finetune(torch.nn.Linear(2, 2), [("a", "b")])
+
+def test_target_of():
+    t = Task("calc 6 * 7 :", "42", "arith", {"solution": "6 * 7 = 42 . answer 42 ."})
+    assert target_of(t) == "6 * 7 = 42 . answer 42 ." and target_of(t, "13") == "6 * 7 = 13 . answer 13 ."
+    assert t.check(target_of(t)) and not t.check(target_of(t, "13"))
+    assert target_of(Task("ada ford lives in", "paris", "fact"), "lima") == "lima ."
+    assert target_of(Task("calc 1 + 2 :", "3", "arith")) == "answer 3 ."
+
+def test_aggregator_examples_pick_repair_counterfactual():
+    tasks = PROBE
+    wrong = Fixed("answer 1000 .")
+    ex, st_ = aggregator_examples(tasks, [wrong, Oracle(tasks)], k=2, rounds=1, swaps=2, seed=0)
+    assert st_["right, not first"] == len(tasks) and st_["first right"] == 0      # the right one is second, every time
+    assert st_["counterfactual"] == 2 * len(tasks) and len(ex) == 3 * len(tasks)
+    for p, tgt in ex:                                             # the target states the answer in the right slot
+        q, answers = parse_aggregate_prompt(p)
+        t = next(x for x in tasks if x.prompt == q)
+        assert answer_of(tgt, kind_of(t)) == answers[1]
+    ex2, st2 = aggregator_examples(tasks, [Oracle(tasks)], k=1, rounds=1, p_repair=1.0, solver=Oracle(tasks))
+    assert st2["repair"] == len(tasks) and st2["none right"] == len(tasks) and st2["counterfactual"] == 0
+    assert all(parse_aggregate_prompt(p)[1][0] != answer_of(tgt, kind_of(p)) for p, tgt in ex2)   # candidates wrong, target right
+    _, st3 = aggregator_examples(tasks, [wrong], k=1, rounds=1)
+    assert st3["left out"] == len(tasks) and st3["sets"] == 0
+    with pytest.raises(ValueError, match="multiple"): aggregator_examples(tasks, [wrong, wrong], k=3)
+    with pytest.raises(ValueError, match="proposers is empty"): aggregator_examples(tasks, [], k=1)
+    with pytest.raises(ValueError, match="p_repair"): aggregator_examples(tasks, [wrong], k=1, p_repair=2)
+
+def test_trace_matches_outcomes():
+    t = PROBE[0]
+    wrong = Fixed(f"answer {int(t.answer) + 1} .")
+    res = mixture_of_agents([Oracle(PROBE), wrong], copy_majority, PROBE, n_layers=2)
+    tr = trace_mixture_of_agents(PROBE, res, ["oracle", "wrong"], summary={"MoA": accuracy(res, PROBE)})
+    assert len(tr["questions"]) == len(PROBE)
+    for q, r, task in zip(tr["questions"], res, PROBE):
+        assert [c["correct"] for c in q["layers"][0]] == [says(task, answer_of(c, kind_of(task))) for c in r.layers[0]]
+        assert q["final"]["outcome"] == outcome(task, r) and q["final"]["correct"] == task.check(r.completion)
+    assert tr["summary"][0]["accuracy"] == round(accuracy(res, PROBE), 4)
+    with pytest.raises(ValueError, match="names"): trace_mixture_of_agents(PROBE, res, ["one"])
+    with pytest.raises(ValueError, match="results for"): trace_mixture_of_agents(PROBE, res[:2], ["a", "b"])
