@@ -407,37 +407,42 @@ def fact_lookup(world: World) -> Tool:
                                                "first": {"enum": firsts}, "last": {"enum": lasts}}}
     return Tool("lookup", lookup, schema)
 
-# %% ../nbs/52_agents.ipynb #4a25d0e2
-def answer_regex(numbers=None) -> str:
-    "The final answer, a number or up to 6 words: ' . answer 2 1 7 2 8 .' / ' . answer jade york .'; `numbers` limits the number."
-    num = W_INT if numbers is None else schema_to_regex({"type": "integer"}, "world", numbers)
-    return r" \. answer(" + num + r"|( [a-z'][^ .;:=]*){1,6}) \."
+# %% ../nbs/52_agents.ipynb #16169c55
+def answer_regex(numbers=None, phrases=None) -> str | None:
+    """The final answer, a number or up to 6 words: ' . answer 2 1 7 2 8 .' / ' . answer jade york .'. Restricted (either given):
+    a number from `numbers` or one of `phrases` (world words) verbatim; None if that leaves nothing to answer."""
+    if numbers is None and phrases is None: return r" \. answer(" + W_INT + r"|( [a-z'][^ .;:=]*){1,6}) \."
+    alts = ([schema_to_regex({"type": "integer"}, "world", numbers)] if numbers else []) + [_esc(p) for p in phrases or ()]
+    return r" \. answer(" + "|".join(alts) + r") \." if alts else None
 ANSWER_REGEX = answer_regex()
 
 class Agent:
     "A model, tools and a turn loop: call -> validate -> run -> append the value, until ' . answer ... .' or `max_turns`."
-    def __init__(self, model, tools, *, max_turns: int = 3, constrained: bool = True, restrict_numbers: bool = False,
+    def __init__(self, model, tools, *, max_turns: int = 3, constrained: bool = True, restrict_to_context: bool = False,
                  tokenizer: Tokenizer | None = None, max_new_tokens: int = 32):
         if not isinstance(model, torch.nn.Module): raise TypeError(f"model must be a torch module, got {type(model).__name__}")
         if not isinstance(tools, (list, tuple)) or not tools: raise ValueError("Agent needs a non-empty list of Tools")
         for t in tools:
             if not isinstance(t, Tool): raise TypeError(f"tools must be Tool objects, got {type(t).__name__}")
         if len({t.name for t in tools}) < len(tools): raise ValueError(f"tool names must be unique, got {[t.name for t in tools]}")
-        for name, v in (("constrained", constrained), ("restrict_numbers", restrict_numbers)):
+        for name, v in (("constrained", constrained), ("restrict_to_context", restrict_to_context)):
             if not isinstance(v, bool): raise TypeError(f"{name} must be a bool, got {v!r}")
         if tokenizer is not None and not isinstance(tokenizer, Tokenizer): raise TypeError(f"tokenizer must be a Tokenizer, got {type(tokenizer).__name__}")
         self.model, self.tools = model, list(tools)
         self.tok = tokenizer or _world_tokenizer(model)
         self.max_turns, self.max_new = check_int("max_turns", max_turns, lo=1), check_int("max_new_tokens", max_new_tokens, lo=1)
-        self.constrained, self.restrict = constrained, restrict_numbers
+        self.constrained, self.restrict = constrained, restrict_to_context
         self._fsms = {}
 
-    def fsm(self, numbers=None) -> RegexFSM:
-        "The FSM of one turn: any tool's call or the final answer (integers in both limited to `numbers` if given); cached."
-        key = None if numbers is None else tuple(sorted(set(numbers)))
+    def fsm(self, numbers=None, phrases=None) -> RegexFSM:
+        """The FSM of one turn: any tool's call or the final answer; restricted if `numbers` or `phrases` is given (integers
+        in calls limited to `numbers` when there are any, the answer to a number of `numbers` or one of `phrases`); cached."""
+        nums = None if numbers is None else tuple(sorted(set(numbers)))
+        key = (nums, None if phrases is None else tuple(sorted(set(phrases))))
         if key not in self._fsms:
-            calls = "|".join("(" + t.call_regex(key) + ")" for t in self.tools)
-            self._fsms[key] = RegexFSM("(" + calls + "|" + answer_regex(key) + ")", self.tok)
+            alts = ["(" + t.call_regex(nums or None) + ")" for t in self.tools]
+            ans = answer_regex(*key) if key != (None, None) else answer_regex()
+            self._fsms[key] = RegexFSM("(" + "|".join(alts + ([ans] if ans else [])) + ")", self.tok)
         return self._fsms[key]
 
     def _free(self, ids: list) -> tuple[list, int]:
@@ -454,12 +459,12 @@ class Agent:
     def run(self, prompt: str) -> dict:
         "Run one task: the final text, the answer (or None), a trace of every turn, and token counts."
         if not isinstance(prompt, str) or not prompt.strip(): raise ValueError("prompt must be a non-empty str")
-        text, trace, fed, written = prompt, [], 0, 0
+        text, trace, fed, written, values = prompt, [], 0, 0, []
         for turn in range(self.max_turns):
             ids = self.tok.encode(text)
             if self.constrained:
-                nums = [int(n) for n in re.findall(r"\d+", self.tok.decode(ids))] if self.restrict else None
-                g = constrained_generate(self.model, ids, self.fsm(nums or None), max_new_tokens=self.max_new)
+                fsm = self.fsm([int(n) for n in re.findall(r"\d+", self.tok.decode(ids))], values) if self.restrict else self.fsm()
+                g = constrained_generate(self.model, ids, fsm, max_new_tokens=self.max_new)
                 new, f = g["ids"], g["fed"]
             else: new, f = self._free(ids)
             fed += f; written += len(new)
@@ -476,6 +481,7 @@ class Agent:
             except Exception as e: result, err = None, f"{type(e).__name__}: {e}"
             trace.append({"turn": turn, "kind": tool.name, "call": seg, "result": result, "error": err})
             text = text + seg + (result if err is None else " ;")
+            if err is None and not result.replace(" ", "").isdigit(): values.append(result)   # a worded value the answer may copy
         return {"text": text, "answer": None, "trace": trace, "turns": self.max_turns, "fed": fed, "written": written}
 
 def _words_answer(s: str) -> str:

@@ -164,12 +164,25 @@ def test_agent_calculator_runs(tok):
 
 def test_restrict_numbers_only_copies(tok):
     for seed in range(4):
-        ag = Agent(RandomLM(tok.vocab_size, seed), [calculator], tokenizer=tok, max_turns=1, restrict_numbers=True)
+        ag = Agent(RandomLM(tok.vocab_size, seed), [calculator], tokenizer=tok, max_turns=1, restrict_to_context=True)
         out = ag.run("calc 388 * 7 * 8 :")
         call = out["trace"][0]["call"]
         if out["trace"][0]["kind"] == "calc":
             nums = set(re.findall(r"\d+", "".join(call.split()).replace("+", " ").replace("*", " ").replace("-", " ")))
             assert nums <= {"388", "7", "8"}, call
+
+def test_restricted_answer_copies_a_value(tok, world):
+    from llmlab.agents import answer_regex
+    assert answer_regex([], []) is None and answer_regex() == ANSWER_REGEX
+    rx = answer_regex([12], [" jade york"])
+    assert re.fullmatch(rx, " . answer 1 2 .") and re.fullmatch(rx, " . answer jade york .")
+    assert not re.fullmatch(rx, " . answer max gray .") and not re.fullmatch(rx, " . answer 1 3 .")
+    for seed in range(6):
+        ag = Agent(RandomLM(tok.vocab_size, seed), [fact_lookup(world)], tokenizer=tok, max_turns=3, restrict_to_context=True)
+        out = ag.run("lia reed 's child is :")
+        assert out["trace"][0]["kind"] == "lookup"                 # no number, no value yet: it cannot answer first
+        values = [u["result"].strip() for u in out["trace"] if u["kind"] == "lookup" and u["error"] is None]
+        if out["answer"] is not None: assert out["answer"] in values
 
 def test_fact_lookup(world):
     lk = fact_lookup(world)
@@ -202,7 +215,7 @@ def test_bad_input(tok):
     with pytest.raises(ValueError, match="non-empty"): Agent(RandomLM(3, 0), [], tokenizer=tok)
     with pytest.raises(TypeError, match="Tool objects"): Agent(RandomLM(3, 0), ["x"], tokenizer=tok)
     with pytest.raises(TypeError, match="model"): Agent(None, [calculator], tokenizer=tok)
-    with pytest.raises(TypeError, match="restrict_numbers"): Agent(RandomLM(3, 0), [calculator], restrict_numbers=1)
+    with pytest.raises(TypeError, match="restrict_to_context"): Agent(RandomLM(3, 0), [calculator], restrict_to_context=1)
     with pytest.raises(ValueError, match="unique"): Agent(RandomLM(3, 0), [calculator, calculator], tokenizer=tok)
     with pytest.raises(ValueError, match="max_turns"): Agent(RandomLM(3, 0), [calculator], tokenizer=tok, max_turns=0)
     with pytest.raises(ValueError): RegexFSM("", tok)
