@@ -262,9 +262,10 @@ def _batch(rows, idx) -> tuple[torch.Tensor, torch.Tensor]:
 # %% ../nbs/53_mixture_of_agents.ipynb #bc148090
 @torch.enable_grad()
 def finetune(model: GPT, pairs, *, steps: int = 80, lr: float = 2e-3, batch_size: int = 32, replay=None, n_replay: int = 4,
-             seed: int = 0, tokenizer: Tokenizer | None = None, desc: str = "fine-tune") -> tuple[GPT, list[float]]:
-    """A fully fine-tuned copy of the world GPT `model` on (prompt, completion) texts — loss on the completion and <eos>
-    only — each step averaged with the loss on `n_replay` windows of `replay` (world text, an LMData) so old skills stay.
+             seed: int = 0, tokenizer: Tokenizer | None = None, train: str = "all", desc: str = "fine-tune") -> tuple[GPT, list[float]]:
+    """A fine-tuned copy of the world GPT `model` on (prompt, completion) texts — loss on the completion and <eos> only —
+    each step averaged with the loss on `n_replay` windows of `replay` (world text, an LMData) so old skills stay.
+    `train`: 'all' weights, or 'attention' (the attention projections only: the MLPs that store facts stay frozen).
     AdamW without weight decay, batches drawn with replacement. Returns (the copy, the losses)."""
     if not isinstance(model, GPT): raise TypeError(f"model must be a llmlab GPT, got {type(model).__name__}")
     steps, batch_size, seed = check_int("steps", steps, lo=1), check_int("batch_size", batch_size, lo=1), check_int("seed", seed, lo=0)
@@ -275,8 +276,10 @@ def finetune(model: GPT, pairs, *, steps: int = 80, lr: float = 2e-3, batch_size
     rows = _sft_rows(tok, list(pairs))
     if not rows: raise ValueError("pairs is empty: give (prompt, completion) texts to fine-tune on")
     seed_everything(seed); g = torch.Generator().manual_seed(seed)
+    train = check_choice("train", train, ("all", "attention"))
     m = copy.deepcopy(model).train()
-    opt = torch.optim.AdamW(m.parameters(), lr=lr, weight_decay=0.0)
+    for name, p in m.named_parameters(): p.requires_grad_(train == "all" or ".attn." in name)
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     losses = []
     for s in (bar := progress(range(steps), desc=desc)):
         loss = m(*_batch(rows, torch.randint(len(rows), (batch_size,), generator=g).tolist()))[1]
@@ -284,6 +287,7 @@ def finetune(model: GPT, pairs, *, steps: int = 80, lr: float = 2e-3, batch_size
         if not torch.isfinite(loss): raise FloatingPointError(f"{desc}: loss {loss.item()} at step {s}; weights not updated")
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); losses.append(loss.item())
         if s % 20 == 0 or s == steps - 1: bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    for p in m.parameters(): p.requires_grad_(True)
     return m.eval(), losses
 
 # %% ../nbs/53_mixture_of_agents.ipynb #325d5842
@@ -331,17 +335,19 @@ def aggregator_examples(tasks, proposers, k: int, *, solver=None, rounds: int = 
     return pairs, stats
 
 def train_aggregator(model: GPT, tasks, proposers, *, k: int, steps: int = 300, lr: float = 1e-3, batch_size: int = 32,
-                     rounds: int = 2, p_repair: float = 0.3, swaps: int = 2, replay=None, seed: int = 0, tokenizer=None):
+                     rounds: int = 2, p_repair: float = 0.3, swaps: int = 2, replay=None, seed: int = 0, tokenizer=None,
+                     train: str = "all"):
     """Fine-tune a copy of the world GPT `model` to read k candidate answers of `proposers` and write the right answer —
     pick a right candidate wherever it sits, compute the answer where none is right (see `aggregator_examples`, with
-    `model` itself as the solver). Returns (aggregator, info: the example counts and the losses)."""
+    `model` itself as the solver); `train` 'all' or 'attention' (see `finetune`). Returns (aggregator, info: the example
+    counts and the losses)."""
     pairs, stats = aggregator_examples(tasks, proposers, k, solver=Proposer(model, "solver", tokenizer=tokenizer) if tokenizer else model,
                                        rounds=rounds, p_repair=p_repair, swaps=swaps, seed=seed)
     agg, losses = finetune(model, pairs, steps=steps, lr=lr, batch_size=batch_size, replay=replay, seed=seed,
-                           tokenizer=tokenizer, desc="train aggregator")
+                           tokenizer=tokenizer, train=train, desc=f"train aggregator ({train})")
     return agg, {**stats, "examples": len(pairs), "losses": losses}
 
-# %% ../nbs/53_mixture_of_agents.ipynb #abd55f9f
+# %% ../nbs/53_mixture_of_agents.ipynb #5eb5e470
 OUTCOMES = {"picked": "#2ca02c", "repaired": "#1f77b4", "broke": "#d62728", "missed": "#7f7f7f"}
 
 def outcome(task: Task, result: MoAResult) -> str:
@@ -351,7 +357,7 @@ def outcome(task: Task, result: MoAResult) -> str:
     right = task.check(result.completion)
     return ("picked" if any_right else "repaired") if right else ("broke" if any_right else "missed")
 
-# %% ../nbs/53_mixture_of_agents.ipynb #e5622bcb
+# %% ../nbs/53_mixture_of_agents.ipynb #08b8f5f2
 def trace_mixture_of_agents(tasks, results, proposer_names: Sequence[str], *, n_samples: int = 1, summary: dict | None = None,
                             n_questions: int = 24) -> dict:
     """Widget trace: for the first `n_questions` tasks, every layer's candidates (proposer, stated answer, right or not by

@@ -151,6 +151,11 @@ def test_finetune_copies_and_learns(tiny):
     m, losses = finetune(tiny, [("calc 6 * 7 :", "6 * 7 = 42 . answer 42 .")], steps=8, lr=3e-3)
     assert all(torch.equal(v, tiny.state_dict()[k]) for k, v in before.items())       # the base is untouched
     assert losses[-1] < losses[0]
+    a, _ = finetune(tiny, [("calc 6 * 7 :", "6 * 7 = 42 . answer 42 .")], steps=3, lr=3e-3, train="attention")
+    moved = {k for k, v in a.state_dict().items() if not torch.equal(v, tiny.state_dict()[k])}
+    assert moved and all(".attn." in k for k in moved)                                 # the MLPs and embeddings stay frozen
+    assert all(p.requires_grad for p in a.parameters())
+    with pytest.raises(ValueError, match="train"): finetune(tiny, [("calc 1 + 2 :", "answer 3 .")], train="mlp")
     with pytest.raises(ValueError, match="pairs is empty"): finetune(tiny, [])
     with pytest.raises(TypeError, match=r"pairs\[0\]"): finetune(tiny, [("a",)])
     with pytest.raises(TypeError, match="GPT"): finetune(torch.nn.Linear(2, 2), [("a", "b")])
