@@ -256,13 +256,14 @@ def heldout_corpus(world, tokenizer, held_out, n_docs: int = 6000, ctx_len: int 
     return dataset(tokenizer, docs, ctx_len)
 
 # %% ../nbs/51_rag.ipynb #04827622
+from .gpt import _pad_ids
+
 def _pad(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     "Right-padded ids (B, T) and a 0/1 mask of the real tokens; a causal model's states at real tokens ignore the padding."
     ids = [tokenizer.encode(t) for t in texts]
     if any(len(i) == 0 for i in ids): raise ValueError("every text needs at least one token")
-    X = torch.full((len(ids), max(map(len, ids))), tokenizer.pad_id, dtype=torch.long); M = torch.zeros(X.shape)
-    for i, x in enumerate(ids): X[i, :len(x)] = torch.tensor(x); M[i, :len(x)] = 1
-    return X, M
+    X, lens = _pad_ids(ids, tokenizer.pad_id)                       # the package's one right-padder (llmlab.gpt)
+    return X, (torch.arange(X.shape[1])[None] < lens[:, None]).float()
 
 def mean_pool(model, tokenizer, texts: list[str]) -> torch.Tensor:
     "(n, C): the mean of `model`'s final hidden states over each text's real tokens (differentiable; pads masked out)."
