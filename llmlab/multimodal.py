@@ -335,14 +335,16 @@ def image_ids(tok: Tokenizer, codes: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/54_multimodal.ipynb #bf0cc551
 def sequences(tok: Tokenizer, codes: torch.Tensor, labels: list[dict], kinds=("caption", "generate", "answer"),
-              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+              seed: int = 0, image_loss: str = "all") -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Interleaved training rows, one per image and kind, padded to one length:
     caption:  <bos> <img> i_1 .. i_L </img> a big red circle . <eos>     (image -> text)
     generate: <bos> a big red circle . <img> i_1 .. i_L </img> <eos>     (text -> image)
     answer:   <bos> <img> i_1 .. i_L </img> what colour ? red <eos>       (a question about a random attribute)
     With a <patch> tokenizer (late fusion) the image slots hold <patch> and 'generate' is not allowed.
-    Returns (x (R, T), y (R, T) next-token targets with -100 at padding, kind per row)."""
+    `image_loss`: 'all' = next-token loss on every token; 'generate' = image tokens are targets only in generate rows
+    (caption and answer rows still read their image but are not trained to predict it). Returns (x (R, T), y (R, T) next-token targets with -100 at padding, kind per row)."""
     for k in kinds: check_choice("kinds", k, ("caption", "generate", "answer"))
+    image_loss = check_choice("image_loss", image_loss, ("all", "generate"))
     late = PATCH in tok.stoi
     if late and "generate" in kinds: raise ValueError("a late-fusion (<patch>) tokenizer cannot generate images: drop 'generate' from kinds")
     if codes.shape[0] != len(labels): raise ValueError(f"codes has {codes.shape[0]} rows but labels {len(labels)}")
@@ -364,6 +366,9 @@ def sequences(tok: Tokenizer, codes: torch.Tensor, labels: list[dict], kinds=("c
     for i, r in enumerate(rows):
         x[i, :len(r)] = torch.tensor(r); y[i, :len(r) - 1] = torch.tensor(r[1:])
     if late: y[y == S[PATCH]] = -100                                             # no loss on predicting the image slots
+    if image_loss == "generate" and not late:                                    # image targets only where text came first
+        read_only = torch.tensor([k != "generate" for k in kind_of])[:, None] & (y >= tok.image_offset)
+        y[read_only] = -100
     return x, y, kind_of
 
 # %% ../nbs/54_multimodal.ipynb #ff715edc

@@ -178,6 +178,21 @@ def test_sequences_in_both_orders_and_late_fusion_rows():
     assert tx.shape[0] == 6 and not (tx == ltok.stoi[PATCH]).any()
 
 
+def test_image_loss_generate_drops_only_the_image_targets_of_image_first_rows():
+    d = shapes(4, seed=2)
+    tok = multimodal_tokenizer(WORLD, 8)
+    codes = torch.randint(0, 8, (4, 16))
+    x, y, kinds = sequences(tok, codes, d["labels"], seed=3)
+    x2, y2, kinds2 = sequences(tok, codes, d["labels"], seed=3, image_loss="generate")
+    assert torch.equal(x, x2) and kinds == kinds2
+    gen = torch.tensor([k == "generate" for k in kinds])
+    img = y >= tok.image_offset
+    assert torch.equal(y2[gen], y[gen])                                        # text -> image rows keep every target
+    assert bool(img[~gen].any()) and not bool((y2[~gen] >= tok.image_offset).any())   # image-first rows: none left
+    assert torch.equal(y2[~gen][~img[~gen]], y[~gen][~img[~gen]])              # ... and their text targets are untouched
+    with pytest.raises(ValueError, match="image_loss must be one of"): sequences(tok, codes, d["labels"], image_loss="none")
+
+
 # ---- QK-norm and attention logits -----------------------------------------------------------------------------------
 
 def test_attention_logits_match_the_gpt_attention_weights():
