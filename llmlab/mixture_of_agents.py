@@ -16,9 +16,9 @@ from .world import Task, Tokenizer, _extract      # _extract: the answer a compl
 # %% auto #0
 __all__ = ['SEP', 'OPEN', 'NONE', 'MAX_ANSWER_WORDS', 'OUTCOMES', 'kind_of', 'answer_of', 'aggregate_prompt',
            'parse_aggregate_prompt', 'majority_vote', 'copy_majority', 'Proposer', 'MoAResult', 'mixture_of_agents',
-           'says', 'proposer_accuracy', 'best_single', 'accuracy', 'candidate_scores', 'self_moa', 'target_of',
-           'finetune', 'aggregator_examples', 'train_aggregator', 'outcome', 'trace_mixture_of_agents',
-           'MixtureOfAgentsWidget']
+           'says', 'proposer_accuracy', 'best_single', 'accuracy', 'candidate_scores', 'self_moa', 'pick_completion',
+           'target_of', 'finetune', 'aggregator_examples', 'train_aggregator', 'Picker', 'copied_slots', 'outcome',
+           'trace_mixture_of_agents', 'MixtureOfAgentsWidget']
 
 # %% ../nbs/53_mixture_of_agents.ipynb #d28f12dd
 SEP, OPEN, NONE = ";", "<mask>", "<unk>"     # between candidates; around the candidate block; a candidate stating nothing
@@ -222,12 +222,20 @@ def self_moa(model, aggregator, prompt, *, k: int = 3, temperature: float = 0.7,
     return mixture_of_agents([p], aggregator, prompt, n_layers=n_layers, n_samples=k, seed=seed)
 
 # %% ../nbs/53_mixture_of_agents.ipynb #d9710086
-def target_of(task: Task, answer: str | None = None) -> str:
+def pick_completion(question: str, answer: str) -> str:
+    "The short completion that states `answer` for `question`: 'answer N .' (arithmetic) or 'X .' (facts) — no worked step."
+    if not isinstance(answer, str) or not answer.split(): raise ValueError(f"answer must be a non-empty str, got {answer!r:.40}")
+    return f"answer {answer} ." if kind_of(question) == "arith" else f"{answer} ."
+
+def target_of(task: Task, answer: str | None = None, *, worked: bool = True) -> str:
     """The completion `task` should get in the world's own format — the worked step and 'answer N .' (arithmetic), or
-    'X .' (facts) — stating `answer` instead of the true one when given (a counterfactual target)."""
+    'X .' (facts) — stating `answer` instead of the true one when given (a counterfactual target). `worked=False`: the
+    short pick format of `pick_completion` (no worked step)."""
     if not isinstance(task, Task): raise TypeError(f"task must be a world Task, got {type(task).__name__}")
     v = task.answer if answer is None else answer
+    if not isinstance(worked, bool): raise TypeError(f"worked must be a bool, got {worked!r}")
     if task.kind != "arith": return f"{v} ."
+    if not worked: return f"answer {v} ."
     sol = task.meta.get("solution")
     if not sol or " . answer " not in sol: return f"answer {v} ."
     work = sol.split(" . answer ")[0]                              # '6 * 7 = 42' (a one-step problem: the step states the answer)
@@ -249,6 +257,8 @@ def _sft_rows(tok: Tokenizer, pairs) -> list[tuple[list[int], int]]:
         a, b = tok.encode(pc[0], bos=True), tok.encode(pc[1], eos=True)
         out.append((a + b, len(a)))
     return out
+
+def _logits(out): return out[0] if isinstance(out, (tuple, list)) else out     # GPT: (logits, loss)
 
 def _batch(rows, idx) -> tuple[torch.Tensor, torch.Tensor]:
     "Right-padded inputs (B, T) and targets (B, T): -100 everywhere but the completion and its <eos>."
@@ -292,15 +302,21 @@ def finetune(model: GPT, pairs, *, steps: int = 80, lr: float = 2e-3, batch_size
 
 # %% ../nbs/53_mixture_of_agents.ipynb #325d5842
 def aggregator_examples(tasks, proposers, k: int, *, solver=None, rounds: int = 2, temperature: float = 0.7,
-                        p_repair: float = 0.3, swaps: int = 2, seed: int = 0) -> tuple[list[tuple[str, str]], dict]:
+                        p_repair: float = 0.3, swaps: int = 2, swap_known: bool = False, fmt: str = "worked",
+                        seed: int = 0) -> tuple[list[tuple[str, str]], dict]:
     """Training pairs (aggregate prompt, target completion) from the proposers' answers on `tasks`, and counts of what
     they hold. Round 0: each proposer's greedy answers; later rounds: sampled at `temperature`. Questions `solver` (the
     aggregator's starting model) answers right alone get, with probability `p_repair`, every candidate replaced by a wrong
     answer of the same family (repair); questions it cannot answer get `swaps` counterfactual copies of each set with a
-    right candidate (the right answer replaced, in its slots and in the target, by another of its family). Sets with no
-    right candidate on questions `solver` cannot answer are left out."""
+    right candidate (the right answer replaced, in its slots and in the target, by another of its family) — with
+    `swap_known`, questions it answers right get them too. Sets with no right candidate on questions `solver` cannot
+    answer are left out. `fmt`: 'worked' (every target in the world's worked format, `target_of`) or 'pick' (a target
+    that copies a candidate is the short `pick_completion`; repair targets keep the worked step)."""
     k, rounds, swaps, seed = check_int("k", k, lo=1), check_int("rounds", rounds, lo=1), check_int("swaps", swaps, lo=0), check_int("seed", seed, lo=0)
     p_repair, temperature = check_float("p_repair", p_repair, lo=0, hi=1), check_float("temperature", temperature, lo=0, lo_open=True)
+    fmt = check_choice("fmt", fmt, ("worked", "pick"))
+    if not isinstance(swap_known, bool): raise TypeError(f"swap_known must be a bool, got {swap_known!r}")
+    short = fmt == "pick"
     if isinstance(proposers, (nn.Module, str)) or not hasattr(proposers, "__len__") or not len(proposers):
         raise ValueError("proposers is empty: give at least one proposer")
     props = [_as_proposer(f"proposers[{i}]", p) for i, p in enumerate(proposers)]
@@ -326,26 +342,88 @@ def aggregator_examples(tasks, proposers, k: int, *, solver=None, rounds: int = 
             if not any(ok) and not can[i]: stats["left out"] += 1; continue
             stats["sets"] += 1
             stats["first right" if ok[0] else "right, not first" if any(ok) else "none right"] += 1
-            pairs.append((aggregate_prompt(t.prompt, answers), target_of(t, answers[ok.index(True)] if any(ok) else None)))
-            if any(ok) and not can[i]:
+            pairs.append((aggregate_prompt(t.prompt, answers), target_of(t, answers[ok.index(True)], worked=not short) if any(ok) else target_of(t)))
+            if any(ok) and (swap_known or not can[i]):
                 for _ in range(swaps if wrong else 0):
                     v = rng.choice(wrong)
-                    pairs.append((aggregate_prompt(t.prompt, [v if o else a for a, o in zip(answers, ok)]), target_of(t, v)))
+                    pairs.append((aggregate_prompt(t.prompt, [v if o else a for a, o in zip(answers, ok)]), target_of(t, v, worked=not short)))
                     stats["counterfactual"] += 1
     return pairs, stats
 
 def train_aggregator(model: GPT, tasks, proposers, *, k: int, steps: int = 300, lr: float = 1e-3, batch_size: int = 32,
-                     rounds: int = 2, p_repair: float = 0.3, swaps: int = 2, replay=None, seed: int = 0, tokenizer=None,
-                     train: str = "all"):
+                     rounds: int = 2, p_repair: float = 0.3, swaps: int = 2, swap_known: bool = False, fmt: str = "worked",
+                     replay=None, seed: int = 0, tokenizer=None, train: str = "all"):
     """Fine-tune a copy of the world GPT `model` to read k candidate answers of `proposers` and write the right answer —
     pick a right candidate wherever it sits, compute the answer where none is right (see `aggregator_examples`, with
-    `model` itself as the solver); `train` 'all' or 'attention' (see `finetune`). Returns (aggregator, info: the example
+    `model` itself as the solver, and its `swaps`, `swap_known`, `fmt`); `train` 'all' or 'attention' (see `finetune`). Returns (aggregator, info: the example
     counts and the losses)."""
     pairs, stats = aggregator_examples(tasks, proposers, k, solver=Proposer(model, "solver", tokenizer=tokenizer) if tokenizer else model,
-                                       rounds=rounds, p_repair=p_repair, swaps=swaps, seed=seed)
+                                       rounds=rounds, p_repair=p_repair, swaps=swaps, swap_known=swap_known, fmt=fmt, seed=seed)
     agg, losses = finetune(model, pairs, steps=steps, lr=lr, batch_size=batch_size, replay=replay, seed=seed,
                            tokenizer=tokenizer, train=train, desc=f"train aggregator ({train})")
     return agg, {**stats, "examples": len(pairs), "losses": losses}
+
+# %% ../nbs/53_mixture_of_agents.ipynb #b7c1a0e2
+class Picker:
+    """A constrained aggregator: reads aggregate prompts and writes the candidate answer that `model` finds most likely —
+    the log-probability of each distinct stated answer's pick completion ('answer N .' or 'X .') after the prompt. It can
+    only pick (never repair); a prompt whose candidates state nothing gets the model's own greedy completion. `flops` adds up."""
+    def __init__(self, model: nn.Module, name: str = "picker", *, tokenizer: Tokenizer | None = None, max_new_tokens: int = 16):
+        if not isinstance(model, nn.Module): raise TypeError(f"model must be a world GPT (a torch module), got {type(model).__name__}")
+        if not isinstance(name, str) or not name.strip(): raise ValueError(f"name must be a non-empty str, got {name!r}")
+        self.model, self.name, self.tok = model, name, _tokenizer(model, tokenizer)
+        self.free = Proposer(model, name, max_new_tokens=max_new_tokens, tokenizer=self.tok)   # for prompts with no candidate
+        self.flops = 0.0
+
+    def __repr__(self): return f"Picker({self.name!r})"
+
+    @torch.no_grad()
+    def scores(self, prompts: Sequence[str]) -> list[dict]:
+        "For each aggregate prompt, {stated answer: log-probability of its pick completion and <eos>} (empty if none stated)."
+        if isinstance(prompts, str) or not hasattr(prompts, "__len__"): raise TypeError(f"prompts must be a list of aggregate prompts, got {type(prompts).__name__}")
+        rows, owner = [], []
+        for i, p in enumerate(prompts):
+            q, cands = parse_aggregate_prompt(p)
+            for a in dict.fromkeys(c for c in cands if c is not None):
+                rows.append((p, pick_completion(q, a))); owner.append((i, a))
+        out = [{} for _ in prompts]
+        if not rows: return out
+        ids = _sft_rows(self.tok, rows)
+        cfg = getattr(self.model, "config", None)
+        for b in range(0, len(ids), 256):
+            idx = list(range(b, min(b + 256, len(ids))))
+            X, Y = _batch(ids, idx)
+            logits = _logits(self.model(X))
+            lp = -nn.functional.cross_entropy(logits.transpose(1, 2), Y, ignore_index=-100, reduction="none").sum(1)
+            for j, v in zip(idx, lp.tolist()): out[owner[j][0]][owner[j][1]] = v
+            if cfg is not None: self.flops += sum((len(ids[j][0]) - 1) * flops_per_token(cfg, training=False, seq_len=len(ids[j][0]) - 1) for j in idx)
+        return out
+
+    def propose(self, prompts: Sequence[str], n: int = 1, seed: int = 0) -> list[list[str]]:
+        "The best-scoring candidate's pick completion for each aggregate prompt (n copies: picking is deterministic)."
+        n = check_int("n", n, lo=1)
+        sc = self.scores(prompts)
+        empty = [i for i, s in enumerate(sc) if not s]
+        free = dict(zip(empty, self.free.propose([prompts[i] for i in empty], 1, seed))) if empty else {}
+        self.flops += self.free.flops; self.free.flops = 0.0
+        out = []
+        for i, (p, s) in enumerate(zip(prompts, sc)):
+            out.append([pick_completion(parse_aggregate_prompt(p)[0], max(s, key=s.get)) if s else free[i][0]] * n)
+        return out
+
+
+# %% ../nbs/53_mixture_of_agents.ipynb #a7b48452
+def copied_slots(results, tasks) -> dict:
+    "How often the final answer equals each candidate slot's answer ('slot 0', 'slot 0+2', ...), or 'none' of them, per result list."
+    tasks = _tasks(tasks)
+    if len(results) != len(tasks): raise ValueError(f"{len(results)} results for {len(tasks)} tasks")
+    out = {}
+    for r, t in zip(results, tasks):
+        if not isinstance(r, MoAResult): raise TypeError(f"results must hold MoAResults, got {type(r).__name__}")
+        c = [answer_of(x, kind_of(t)) for x in r.layers[-1]]
+        key = "slot " + "+".join(str(j) for j, a in enumerate(c) if a == r.answer) if r.answer is not None and r.answer in c else "none"
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
 
 # %% ../nbs/53_mixture_of_agents.ipynb #5eb5e470
 OUTCOMES = {"picked": "#2ca02c", "repaired": "#1f77b4", "broke": "#d62728", "missed": "#7f7f7f"}

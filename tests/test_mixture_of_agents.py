@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 from llmlab.mixture_of_agents import (aggregate_prompt, parse_aggregate_prompt, answer_of, kind_of, majority_vote, copy_majority,
                                       Proposer, MoAResult, mixture_of_agents, self_moa, best_single, proposer_accuracy, accuracy,
                                       candidate_scores, says, target_of, finetune, aggregator_examples, outcome,
-                                      trace_mixture_of_agents, OPEN, NONE)
+                                      trace_mixture_of_agents, OPEN, NONE, Picker, pick_completion, copied_slots)
 from llmlab.gpt import pretrained, world_of, complete
 from llmlab.world import Task
 
@@ -166,6 +166,10 @@ def test_target_of():
     assert t.check(target_of(t)) and not t.check(target_of(t, "13"))
     assert target_of(Task("ada ford lives in", "paris", "fact"), "lima") == "lima ."
     assert target_of(Task("calc 1 + 2 :", "3", "arith")) == "answer 3 ."
+    assert target_of(t, "13", worked=False) == "answer 13 ." == pick_completion(t.prompt, "13")
+    assert pick_completion("ada ford lives in", "lima") == "lima ." and t.check(target_of(t, worked=False))
+    with pytest.raises(TypeError, match="worked"): target_of(t, worked=1)
+    with pytest.raises(ValueError, match="answer"): pick_completion("calc 1 + 2 :", " ")
 
 def test_aggregator_examples_pick_repair_counterfactual():
     tasks = PROBE
@@ -198,3 +202,51 @@ def test_trace_matches_outcomes():
     assert tr["summary"][0]["accuracy"] == round(accuracy(res, PROBE), 4)
     with pytest.raises(ValueError, match="names"): trace_mixture_of_agents(PROBE, res, ["one"])
     with pytest.raises(ValueError, match="results for"): trace_mixture_of_agents(PROBE, res[:2], ["a", "b"])
+
+def test_aggregator_examples_pick_format_and_swap_known():
+    tasks = PROBE
+    wrong = Fixed("answer 1000 .")
+    ex, st_ = aggregator_examples(tasks, [wrong, Oracle(tasks)], k=2, rounds=1, swaps=2, fmt="pick", seed=0)
+    for p, tgt in ex:                                             # picks are the short format, stating the right slot
+        q, answers = parse_aggregate_prompt(p)
+        assert tgt == pick_completion(q, answers[1])
+    _, known = aggregator_examples(tasks, [wrong, Oracle(tasks)], k=2, rounds=1, swaps=2, solver=Oracle(tasks), p_repair=0.0)
+    assert known["counterfactual"] == 0                           # the solver knows every answer: no copies by default
+    exk, known2 = aggregator_examples(tasks, [wrong, Oracle(tasks)], k=2, rounds=1, swaps=2, solver=Oracle(tasks), p_repair=0.0,
+                                      swap_known=True, fmt="pick")
+    assert known2["counterfactual"] == 2 * len(tasks) and len(exk) == 3 * len(tasks)
+    ex_rep, _ = aggregator_examples(tasks, [wrong], k=1, rounds=1, solver=Oracle(tasks), p_repair=1.0, fmt="pick")
+    assert [tgt for _, tgt in ex_rep] == [target_of(t) for t in tasks]      # repair targets keep the worked format
+    with pytest.raises(ValueError, match="fmt"): aggregator_examples(tasks, [wrong], k=1, fmt="short")
+    with pytest.raises(TypeError, match="swap_known"): aggregator_examples(tasks, [wrong], k=1, swap_known=1)
+
+def test_picker_scores_are_the_models_log_probs_and_it_only_picks(tiny):
+    pk = Picker(tiny)
+    q = "calc 3 + 4 :"
+    prompts = [aggregate_prompt(q, ["9", "7", None, "9"]), aggregate_prompt("ada ford lives in", ["lima", "paris"]),
+               aggregate_prompt(q, [None, None])]
+    sc = pk.scores(prompts)
+    assert set(sc[0]) == {"9", "7"} and set(sc[1]) == {"lima", "paris"} and sc[2] == {}
+    for (p, s) in zip(prompts[:2], sc[:2]):                     # each score = the unpadded log-prob of its completion + <eos>
+        qq = parse_aggregate_prompt(p)[0]
+        for a, v in s.items():
+            x, y = TOK.encode(p, bos=True), TOK.encode(pick_completion(qq, a), eos=True)
+            logp = torch.log_softmax(tiny(torch.tensor([x + y[:-1]]))[0][0], -1)
+            assert v == pytest.approx(sum(logp[len(x) - 1 + j, t].item() for j, t in enumerate(y)), abs=1e-4)
+    out = pk.propose(prompts, n=2)
+    assert out[0] == [pick_completion(q, max(sc[0], key=sc[0].get))] * 2 and out[1][0] in ("lima .", "paris .")
+    assert isinstance(out[2][0], str) and pk.flops > 0            # nothing stated: the model's own greedy completion
+    res = mixture_of_agents([Fixed("answer 7 ."), Fixed("answer 9 .")], pk, [q, q])
+    assert {r.answer for r in res} <= {"7", "9"}
+    with pytest.raises(ValueError, match="not an aggregate prompt"): pk.propose([q])
+    with pytest.raises(TypeError, match="list of aggregate prompts"): pk.scores(q)
+    with pytest.raises(TypeError, match="torch module"): Picker("model")
+
+def test_copied_slots():
+    t = PROBE[0]
+    wrong = Fixed(f"answer {int(t.answer) + 1} .")
+    res = mixture_of_agents([wrong, Oracle([t]), Oracle([t])], copy_majority, [t])
+    assert copied_slots(res, [t]) == {"slot 1+2": 1}
+    res2 = mixture_of_agents([wrong], lambda q, a: "answer 5000 .", [t])
+    assert copied_slots(res2, [t]) == {"none": 1}
+    with pytest.raises(ValueError, match="results for"): copied_slots(res, PROBE[:2])
