@@ -44,6 +44,7 @@ class GPTConfig:
     rope_base: float = 10000.0    # RoPE frequency base
     norm_eps: float = 1e-5        # RMSNorm epsilon
     init_std: float = 0.02        # std of the normal init of every weight matrix
+    qk_norm: bool = False         # True: RMSNorm each head's queries and keys before RoPE (QK-norm, as in Chameleon)
 
     def __post_init__(self):
         "Validate every field (the bad-input policy of `llmlab.lab`): wrong kind -> TypeError, wrong value -> ValueError."
@@ -57,7 +58,8 @@ class GPTConfig:
             raise ValueError(f"GPTConfig: n_kv_head={self.n_kv_head} must divide n_head={self.n_head} (query heads share KV heads)")
         if (self.d_model // self.n_head) % 2:
             raise ValueError(f"GPTConfig: head size d_model/n_head={self.d_model // self.n_head} must be even for RoPE")
-        if not isinstance(self.causal, bool): raise TypeError(f"GPTConfig.causal must be a bool, got {self.causal!r}")
+        for name in ("causal", "qk_norm"):
+            if not isinstance(getattr(self, name), bool): raise TypeError(f"GPTConfig.{name} must be a bool, got {getattr(self, name)!r}")
         for name in ("attention", "linear", "mlp"):
             v = getattr(self, name)
             if not isinstance(v, str) or not v: raise TypeError(f"GPTConfig.{name} must be a registry name (non-empty str), got {v!r}")
@@ -268,12 +270,15 @@ class Attention(nn.Module):
         self.wk = lin(c.d_model, c.n_kv_head * c.head_dim, bias=False, **c.linear_kwargs)
         self.wv = lin(c.d_model, c.n_kv_head * c.head_dim, bias=False, **c.linear_kwargs)
         self.wo = lin(c.n_head * c.head_dim, c.d_model, bias=False, **c.linear_kwargs)
+        if c.qk_norm:                                    # one gain per channel of a head, shared by the heads
+            self.q_norm, self.k_norm = RMSNorm(c.head_dim, c.norm_eps), RMSNorm(c.head_dim, c.norm_eps)
 
     def forward(self, x, cos, sin, cache: KVCache | None = None):
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)       # (B, H, T, D)
         k = self.wk(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)    # (B, Hkv, T, D)
         v = self.wv(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)    # (B, Hkv, T, D)
+        if hasattr(self, "q_norm"): q, k = self.q_norm(q), self.k_norm(k)           # QK-norm: |q . k| <= D |g_q| |g_k|
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None: k, v = cache.update(self.layer, k, v)                 # (B, Hkv, pos+T, D)
         if self.keep_probs: self.last_probs = attention_probs(q, k, self.causal).detach()   # (B, H, T, pos+T), a read-out only
@@ -903,7 +908,7 @@ def train_preset(name: str, bar: bool = True, plot: bool | None = False, *, seed
     return model, hist
 
 # %% ../nbs/03_gpt.ipynb #065db0ff
-SHIPPED_PRESETS = ("world-tiny",)   # trained presets committed with the package (tools/ship_presets.py writes them)
+SHIPPED_PRESETS = ("world-tiny", "world-small")   # trained presets committed with the package (tools/ship_presets.py writes them)
 
 def shipped_dir() -> pathlib.Path:
     "Where the package keeps its shipped checkpoints: `llmlab/weights/<preset key>/` (found through the installed package)."

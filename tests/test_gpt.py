@@ -87,6 +87,27 @@ def test_kv_cache_logits_equal_full_forward():
         torch.testing.assert_close(torch.cat(parts, 1), m(idx)[0])
     assert cache.pos == 10
 
+def test_qk_norm_bounds_scores_keeps_cache_exact_and_round_trips(tmp_path):
+    plain, qk = model(dtype=torch.float64), model(dtype=torch.float64, qk_norm=True)
+    c = qk.config
+    assert qk.num_params() - plain.num_params() == 2 * c.n_layer * c.head_dim          # one (D,) gain each for q and k
+    assert not any("q_norm" in k or "k_norm" in k for k in plain.state_dict())         # default: checkpoints unchanged
+    a = qk.blocks[0].attn
+    with torch.no_grad():
+        for w in (a.wq, a.wk): w.weight.mul_(1000)
+        x = torch.randn(2, 7, c.d_model, dtype=torch.float64)
+        q = a.q_norm(a.wq(x).view(2, 7, c.n_head, c.head_dim))
+        k = a.k_norm(a.wk(x).view(2, 7, c.n_kv_head, c.head_dim))
+        assert torch.allclose(q.pow(2).mean(-1), torch.ones(2, 7, c.n_head, dtype=torch.float64), atol=1e-6)
+        raw = a.wq(x).view(2, 7, c.n_head, c.head_dim).pow(2).mean(-1)
+        assert raw.min() > 100                                                        # the norm did the work
+        idx = randidx(2, 10); cache = G.KVCache(c.n_layer)
+        parts = [qk(idx[:, :4], cache=cache)[0]] + [qk(idx[:, t:t + 1], cache=cache)[0] for t in range(4, 10)]
+        torch.testing.assert_close(torch.cat(parts, 1), qk(idx)[0])                   # k is normalised before caching
+    qk32 = model(qk_norm=True)
+    m2 = G.load(G.save(qk32, tmp_path / "qk"))
+    assert m2.config.qk_norm and torch.equal(m2(idx)[0], qk32(idx)[0])
+
 def test_sampling_with_cache_equals_uncached_and_is_seeded():
     m = model(dtype=torch.float64); prompt = randidx(2, 3)
     run = lambda c, s: m.generate(prompt, 9, temperature=0.8, top_k=20, top_p=0.9, use_cache=c, generator=torch.Generator().manual_seed(s))
@@ -234,6 +255,7 @@ def _bad_cases(tmp):
         (lambda: tiny(norm_eps=0.0), ValueError, "GPTConfig.norm_eps must be"),
         (lambda: tiny(init_std=float("inf")), ValueError, "GPTConfig.init_std"),
         (lambda: tiny(causal=1), TypeError, "GPTConfig.causal must be a bool"),
+        (lambda: tiny(qk_norm="yes"), TypeError, "GPTConfig.qk_norm must be a bool"),
         (lambda: tiny(attention=3), TypeError, "GPTConfig.attention must be a registry name"),
         (lambda: tiny(mlp_kwargs=[1]), TypeError, "GPTConfig.mlp_kwargs must be a dict"),
         (lambda: G.GPTConfig.from_dict({"vocab": 3}), ValueError, "unknown fields ['vocab']"),
@@ -504,9 +526,9 @@ def test_random_save_load_corrupt_never_loads_wrong_weights(tmp_path_factory, op
         if op == "save": G.save(_MODELS[i], p); last, intact = _MODELS[i], True
         elif last is None: continue
         elif op == "tail": raw = w.read_bytes(); w.write_bytes(raw[:-4] + bytes(4)); intact = intact and raw[-4:] == bytes(4)
-        elif op == "flip":
-            raw = bytearray(w.read_bytes()); raw[r % len(raw)] ^= 1 + r % 255; w.write_bytes(bytes(raw)); intact = False
-        elif op == "truncate": raw = w.read_bytes(); w.write_bytes(raw[:r % len(raw)]); intact = False
+        elif op == "flip":                                       # (an earlier truncate may have left an empty file)
+            raw = bytearray(w.read_bytes()) or bytearray(1); raw[r % len(raw)] ^= 1 + r % 255; w.write_bytes(bytes(raw)); intact = False
+        elif op == "truncate": raw = w.read_bytes(); w.write_bytes(raw[:r % max(1, len(raw))]); intact = False
         elif op == "swapcfg": c.write_text((other / "config.json").read_text()); intact = intact and last is _MODELS[2]
         elif op == "rmcfg": c.unlink(missing_ok=True); intact = False
         if op == "load" or op != "save":

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Train the presets the package ships (llmlab.gpt.SHIPPED_PRESETS) and commit their checkpoints under llmlab/weights/.
 
-    python tools/ship_presets.py            # (re)ship every preset whose key has no shipped checkpoint yet
+    python tools/ship_presets.py            # ship every preset whose key has no shipped checkpoint yet (from the cache
+                                            # when `pretrained` already trained it here, else trained now)
     python tools/ship_presets.py --retrain  # train them all again
 
-Each preset trains exactly as `pretrained(name, retrain=True)` does (one thread, deterministic), is evaluated with
+Each preset trains exactly as `pretrained(name)` does (one thread, deterministic), is evaluated with
 `world_eval`, and is written with `llmlab.gpt.save` (checksummed) into llmlab/weights/<preset key>/, with metadata that
 says where, when and from which commit it was trained, and what it scored. Checkpoints of stale keys are removed, so the
 folder always matches the presets (tests/test_gpt.py checks that)."""
@@ -33,14 +34,15 @@ def main(argv=None) -> int:
         if dest.exists() and not a.retrain:
             G.load(dest); print(f"{name}: {dest.relative_to(ROOT)} is current (checksum verified)"); continue
         t0 = time.time()
-        model = G.pretrained(name, retrain=True)                  # trains (one thread) and writes the cache entry
+        model = G.pretrained(name, retrain=a.retrain)             # this machine's cached entry of the same key, else trains it
+                                                                  # (one thread, deterministic) and writes the cache entry
         ev = G.world_eval(model) if G.PRESETS[name].get("data") is G.world_data else {}
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         meta = {**model.meta, "shipped": {"cpu": cpu_name(), "machine": platform.machine(), "python": platform.python_version(),
                                           "date": datetime.date.today().isoformat(), "commit": commit or None,
                                           "world_eval": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in ev.items()}}}
         G.save(model, dest, meta=meta)
-        print(f"{name}: trained in {time.time() - t0:.0f} s, shipped to {dest.relative_to(ROOT)}; world_eval {meta['shipped']['world_eval']}")
+        print(f"{name}: trained in {model.meta.get('seconds')} s (this call {time.time() - t0:.0f} s), shipped to {dest.relative_to(ROOT)}; world_eval {meta['shipped']['world_eval']}")
     for d in out.iterdir():
         if d.is_dir() and d.name not in keep:
             shutil.rmtree(d); print(f"removed stale {d.relative_to(ROOT)}")
