@@ -194,8 +194,8 @@ class ImageDetector(_BinaryDetector):
 
 # %% ../nbs/55_detection.ipynb #8b2caaf3
 GENERATORS = {   # the image fakes: early-fusion models of 54_multimodal, small and short-trained to fit the CPU budget
-    "vq": dict(tokenizer="vq", codebook=128, patch=4, tok_steps=400, d_model=64, n_layer=2, steps=300, n_train=2000, seed=0),
-    "kmeans": dict(tokenizer="kmeans", codebook=64, patch=4, tok_steps=10, d_model=64, n_layer=2, steps=300, n_train=2000, seed=0),
+    "vq": dict(tokenizer="vq", codebook=128, patch=4, tok_steps=400, d_model=64, n_layer=2, steps=300, lr=3e-3, batch_size=64, n_train=2000, seed=0),
+    "kmeans": dict(tokenizer="kmeans", codebook=64, patch=4, tok_steps=10, d_model=64, n_layer=2, steps=300, lr=3e-3, batch_size=64, n_train=2000, seed=0),
 }
 
 def _image_tokenizer(spec: dict):
@@ -214,7 +214,7 @@ def train_generator(spec: dict, bar: bool = True) -> EarlyFusion:
     torch.manual_seed(spec["seed"])
     model = EarlyFusion(tok, World(0), d_model=spec["d_model"], n_layer=spec["n_layer"])
     x, y, _ = sequences(model.tok, tok.encode(data["images"]), data["labels"], ("generate",), seed=spec["seed"])
-    train_fusion(model, x, y, spec["steps"], seed=spec["seed"], plot=False, desc=f"generator ({spec['tokenizer']})")
+    train_fusion(model, x, y, spec["steps"], lr=spec["lr"], batch_size=spec["batch_size"], seed=spec["seed"], plot=False, desc=f"generator ({spec['tokenizer']})")
     return model
 
 def image_generator(name: str = "vq", retrain: bool = False, bar: bool = True) -> EarlyFusion:
