@@ -76,3 +76,25 @@ def test_errors():
     with pytest.raises(ValueError, match="built causal"): diffusion_generate(model(True), prompt, 8, steps=4)
     with pytest.raises(ValueError, match="built causal"): masked_diffusion_loss(model(True), prompt)
     with pytest.raises(ValueError, match="remasking must be one of"): diffusion_generate(m, prompt, 8, steps=4, remasking="x")
+
+def test_more_errors():
+    from llmlab.diffusion_lm import train_lm
+    m, prompt = model(), torch.randint(5, V, (1, 4))
+    with pytest.raises(ValueError, match="must be divisible by the number of blocks"): diffusion_generate(m, prompt, 8, steps=3, block_length=4)
+    with pytest.raises(ValueError, match="exceeds ctx_len"): diffusion_generate(m, prompt, 24, steps=4)
+    with pytest.raises(ValueError, match="holds the mask id"): diffusion_generate(m, [[5, MASK_ID]], 4, steps=2)
+    with pytest.raises(ValueError, match="built causal"): diffusion_loglik(model(True), [[5, 6]], [[7]])
+    with pytest.raises(ValueError, match="rows"): diffusion_loglik(m, [[5, 6], [6, 7]], [[7], [8], [9]])
+    with pytest.raises(ValueError, match="n_mc"): diffusion_loglik(m, [[5, 6]], [[7]], n_mc=0)
+    with pytest.raises(ValueError, match="needs a causal model"): train_lm(m, torch.randint(5, V, (4, 6)), objective="ar", steps=1)
+    with pytest.raises(ValueError, match="built causal"): train_lm(model(True), torch.randint(5, V, (4, 6)), objective="diffusion", steps=1)
+    with pytest.raises(ValueError, match="objective"): train_lm(m, torch.randint(5, V, (4, 6)), objective="bert", steps=1)
+
+def test_loglik_prefers_the_trained_answer():
+    from llmlab.diffusion_lm import train_lm
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=V, ctx_len=8, n_layer=1, n_head=2, d_model=32, causal=False))
+    data = torch.tensor([[5, 6, 7, 8, 9, 10]] * 8)
+    train_lm(m, data, objective="diffusion", steps=150, lr=1e-2, bar=False)
+    s = diffusion_loglik(m, [[5, 6, 7]], [[8, 9, 10], [11, 12, 13]], n_mc=16)
+    assert s[0] > s[1] + 1
