@@ -18,10 +18,10 @@ from .world import World, Tokenizer, COLOURS
 __all__ = ['SHAPES', 'SIZES', 'PALETTE', 'BACKGROUND', 'EXTRA_WORDS', 'IMG', 'END_IMG', 'PATCH', 'QUESTIONS', 'shape_mask',
            'draw', 'caption_of', 'shapes', 'colour_map', 'describe', 'matches', 'patchify', 'unpatchify', 'kmeans_ref',
            'ImageTokenizer', 'KMeansTokenizer', 'quantize_st', 'VQTokenizer', 'multimodal_tokenizer', 'image_ids',
-           'sequences', 'HeadRMSNorm', 'add_qk_norm', 'attention_logits', 'max_attention_logit', 'EarlyFusion',
-           'LateFusion', 'param_counts', 'matched_late_fusion', 'train_fusion', 'caption', 'answer', 'generate_image',
-           'parse_caption', 'caption_accuracy', 'vqa_accuracy', 'generation_accuracy', 'text_sequences',
-           'train_late_fusion', 'trace_multimodal']
+           'sequences', 'attention_logits', 'max_attention_logit', 'EarlyFusion', 'LateFusion', 'param_counts',
+           'matched_late_fusion', 'train_fusion', 'caption', 'answer', 'generate_image', 'parse_caption',
+           'caption_accuracy', 'vqa_accuracy', 'generation_accuracy', 'text_sequences', 'train_late_fusion',
+           'trace_multimodal']
 
 # %% ../nbs/54_multimodal.ipynb #aff19974
 SHAPES = ("circle", "square", "triangle", "cross")
@@ -371,30 +371,6 @@ def sequences(tok: Tokenizer, codes: torch.Tensor, labels: list[dict], kinds=("c
         y[read_only] = -100
     return x, y, kind_of
 
-# %% ../nbs/54_multimodal.ipynb #ff715edc
-class HeadRMSNorm(nn.Module):
-    "RMS-normalise each head's slice of a (..., H*D) projection, with a learned gain per head and channel."
-    def __init__(self, n_head: int, head_dim: int, eps: float = 1e-5):
-        super().__init__()
-        self.n_head, self.head_dim = check_int("n_head", n_head, lo=1), check_int("head_dim", head_dim, lo=1)
-        self.eps, self.weight = eps, nn.Parameter(torch.ones(n_head, head_dim))
-    def forward(self, x):
-        h = x.unflatten(-1, (self.n_head, self.head_dim))                         # (..., H, D)
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-        return h.flatten(-2)
-
-def add_qk_norm(gpt: GPT) -> GPT:
-    """QK-norm (Chameleon, OLMo 2) on a GPT, in place: each block's query and key projections are followed by a per-head
-    RMSNorm, before RoPE, so |q . k| / sqrt(D) is bounded by the learned gains instead of growing with the weights."""
-    if not isinstance(gpt, GPT): raise TypeError(f"gpt must be a llmlab GPT, got {type(gpt).__name__}")
-    for blk in gpt.blocks:
-        a = blk.attn
-        if isinstance(a.wq, nn.Sequential): raise ValueError("this GPT already has QK-norm")
-        a.wq = nn.Sequential(a.wq, HeadRMSNorm(a.n_head, a.head_dim, gpt.config.norm_eps))
-        a.wk = nn.Sequential(a.wk, HeadRMSNorm(a.n_kv_head, a.head_dim, gpt.config.norm_eps))
-    gpt.qk_norm = True
-    return gpt
-
 # %% ../nbs/54_multimodal.ipynb #9c99d0d5
 @torch.no_grad()
 def attention_logits(gpt: GPT, idx: torch.Tensor) -> list[torch.Tensor]:
@@ -406,6 +382,7 @@ def attention_logits(gpt: GPT, idx: torch.Tensor) -> list[torch.Tensor]:
         B, T, _ = x.shape
         q = mod.wq(x).view(B, T, mod.n_head, mod.head_dim).transpose(1, 2)           # (B, H, T, D)
         k = mod.wk(x).view(B, T, mod.n_kv_head, mod.head_dim).transpose(1, 2)        # (B, Hkv, T, D)
+        if hasattr(mod, "q_norm"): q, k = mod.q_norm(q), mod.k_norm(k)              # QK-norm (GPTConfig.qk_norm)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         k, _ = _expand_kv(q, k, k)
         s = q @ k.transpose(-2, -1) / math.sqrt(mod.head_dim)
@@ -427,8 +404,9 @@ def _grid(image_tok, image_size: int) -> int:
     if image_size % p: raise ValueError(f"image_size={image_size} is not divisible by the tokenizer's patch_size={p}")
     return (image_size // p) ** 2
 
-def _gpt_config(vocab_size: int, ctx_len: int, d_model: int, n_layer: int, n_head: int) -> GPTConfig:
-    return GPTConfig(vocab_size=vocab_size, ctx_len=ctx_len, n_layer=n_layer, n_head=n_head, d_model=d_model, attention="sdpa")
+def _gpt_config(vocab_size: int, ctx_len: int, d_model: int, n_layer: int, n_head: int, qk_norm: bool = False) -> GPTConfig:
+    return GPTConfig(vocab_size=vocab_size, ctx_len=ctx_len, n_layer=n_layer, n_head=n_head, d_model=d_model, attention="sdpa",
+                     qk_norm=qk_norm)
 
 class EarlyFusion(nn.Module):
     """Native (early-fusion) multimodal model: ONE GPT over world words + image tokens + <img>/</img>, trained from scratch;
@@ -440,8 +418,7 @@ class EarlyFusion(nn.Module):
         if not isinstance(image_tok, ImageTokenizer): raise TypeError(f"image_tok must be an ImageTokenizer, got {type(image_tok).__name__}")
         if not isinstance(qk_norm, bool): raise TypeError(f"qk_norm must be a bool, got {qk_norm!r}")
         self.tok = multimodal_tokenizer(world, image_tok.codebook_size)
-        self.gpt = GPT(_gpt_config(self.tok.vocab_size, ctx_len, d_model, n_layer, n_head))
-        if qk_norm: add_qk_norm(self.gpt)
+        self.gpt = GPT(_gpt_config(self.tok.vocab_size, ctx_len, d_model, n_layer, n_head, qk_norm))   # QK-norm: GPTConfig.qk_norm
         self.image_tok = image_tok.requires_grad_(False)
 
     def forward(self, idx, targets=None, images=None):

@@ -9,7 +9,7 @@ from llmlab.gpt import GPT, GPTConfig
 from llmlab.world import World, Tokenizer, COLOURS
 from llmlab.multimodal import (SHAPES, SIZES, EXTRA_WORDS, IMG, END_IMG, PATCH, QUESTIONS, shape_mask, draw, caption_of,
                                shapes, describe, matches, colour_map, patchify, unpatchify, kmeans_ref, KMeansTokenizer,
-                               quantize_st, VQTokenizer, multimodal_tokenizer, image_ids, sequences, add_qk_norm,
+                               quantize_st, VQTokenizer, multimodal_tokenizer, image_ids, sequences,
                                attention_logits, max_attention_logit, EarlyFusion, LateFusion, param_counts,
                                matched_late_fusion, train_fusion, caption, answer, generate_image, parse_caption,
                                text_sequences, train_late_fusion, trace_multimodal, _templates)
@@ -203,19 +203,23 @@ def test_attention_logits_match_the_gpt_attention_weights():
     for s, p in zip(attention_logits(g, idx), probs): torch.testing.assert_close(s.softmax(-1), p, atol=1e-5, rtol=0)
 
 
-def test_qk_norm_bounds_the_logits_and_keeps_the_model_usable():
+def test_qk_norm_bounds_the_logits_and_keeps_the_model_usable(vq):
     torch.manual_seed(0)
-    g = add_qk_norm(GPT(GPTConfig(vocab_size=40, ctx_len=16, n_layer=2, n_head=4, d_model=32)))
+    g = GPT(GPTConfig(vocab_size=40, ctx_len=16, n_layer=2, n_head=4, n_kv_head=2, d_model=32, qk_norm=True))
     idx = torch.randint(0, 40, (2, 10))
     with torch.no_grad():
-        for b in g.blocks: b.attn.wq[0].weight.mul_(1000); b.attn.wk[0].weight.mul_(1000)
+        for b in g.blocks: b.attn.wq.weight.mul_(1000); b.attn.wk.weight.mul_(1000)
     assert max_attention_logit(g, idx) <= math.sqrt(g.config.head_dim) + 1e-4
     logits, loss = g(idx, idx)
     assert torch.isfinite(loss) and logits.shape == (2, 10, 40)
-    _, probs = g.run_with_attention(idx)                                      # the swapped projections feed the real attention
+    _, probs = g.run_with_attention(idx)                                      # the probe applies the GPT's own QK-norm
     for s, p in zip(attention_logits(g, idx), probs): torch.testing.assert_close(s.softmax(-1), p, atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="already has QK-norm"): add_qk_norm(g)
-    with pytest.raises(TypeError, match="llmlab GPT"): add_qk_norm(torch.nn.Linear(2, 2))
+    plain, qk = EarlyFusion(vq, WORLD, d_model=32, n_layer=1, n_head=2), EarlyFusion(vq, WORLD, d_model=32, n_layer=1, n_head=2, qk_norm=True)
+    assert not plain.gpt.config.qk_norm and qk.gpt.config.qk_norm
+    extra = sum(p.numel() for n, p in qk.gpt.named_parameters() if "_norm" in n)
+    assert extra > 0 and qk.gpt.num_params() == plain.gpt.num_params() + extra
+    with pytest.raises(TypeError, match="qk_norm must be a bool"): EarlyFusion(vq, WORLD, qk_norm=1)
+    with pytest.raises(TypeError, match="llmlab GPT"): attention_logits(torch.nn.Linear(2, 2), idx)
 
 
 # ---- models ---------------------------------------------------------------------------------------------------------
