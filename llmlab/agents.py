@@ -500,11 +500,12 @@ def _flops(model, fed: int) -> float:
     return fed * gpt.flops_per_token(cfg, training=False) if isinstance(cfg, gpt.GPTConfig) else float("nan")
 
 def _summary(ok: list, fed: int, written: int, model, **extra) -> dict:
-    "Accuracy and cost per solved task (nan where nothing was solved)."
+    "Accuracy, cost per solved task (nan where nothing was solved) and cost per task."
     n = sum(ok)
     per = lambda v: v / n if n else float("nan")
     return {"acc": n / len(ok), "solved": n, "tokens/solved": per(written), "fed/solved": per(fed),
-            "GFLOPs/solved": per(_flops(model, fed)) / 1e9, **extra}
+            "GFLOPs/solved": per(_flops(model, fed)) / 1e9, "tokens/task": written / len(ok),
+            "GFLOPs/task": _flops(model, fed) / len(ok) / 1e9, **extra}
 
 @torch.no_grad()
 def evaluate_no_tools(model, tasks, *, tokenizer: Tokenizer | None = None, max_new_tokens: int = 48) -> dict:
