@@ -219,11 +219,14 @@ def train_generator(spec: dict, bar: bool = True) -> EarlyFusion:
 
 def image_generator(name: str = "vq", retrain: bool = False, bar: bool = True) -> EarlyFusion:
     """The trained generator `name` of GENERATORS, from the llmlab cache (`cache_dir('models')/detection-<name>-<hash of its
-    spec>/model.safetensors`), else trained now (about 15 CPU-seconds) and saved atomically."""
+    spec and of 54's training code>/model.safetensors`), else trained now (about 15 CPU-seconds) and saved atomically."""
     from safetensors.torch import save_model, load_model
     spec = GENERATORS[check_choice("name", name, tuple(GENERATORS))]
     if not isinstance(retrain, bool): raise TypeError(f"retrain must be a bool, got {retrain!r}")
-    key = f"detection-{name}-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+    import inspect, llmlab.multimodal as mm                 # the recipe's code is part of the key: edit 54, retrain here
+    code = "".join(inspect.getsource(f) for f in (mm.VQTokenizer, mm.KMeansTokenizer, mm.EarlyFusion, mm.sequences,
+                                                  mm.train_fusion, mm.shapes, mm.draw, mm.shape_mask))
+    key = f"detection-{name}-" + hashlib.sha256((json.dumps(spec, sort_keys=True) + code).encode()).hexdigest()[:10]
     root = cache_dir("models"); final = root / key
     def read():
         m = EarlyFusion(_image_tokenizer(spec), World(0), d_model=spec["d_model"], n_layer=spec["n_layer"]); load_model(m, str(final / "model.safetensors")); m.grid_len = (16 // spec["patch"]) ** 2
