@@ -20,7 +20,8 @@ from .multimodal import (shapes, describe, matches, caption_of, generate_image, 
 __all__ = ['ATTACKS', 'GENERATORS', 'auroc_ref', 'auroc', 'tpr_at_fpr', 'spectrum_features', 'attack', 'SpectrumDetector',
            'ImageDetector', 'train_generator', 'image_generator', 'perplexity_score', 'fast_detectgpt_score',
            'binoculars_score', 'zero_shot_scores', 'world_texts', 'sample_texts', 'paraphrase_attack', 'green_list',
-           'watermark_generate', 'green_flags', 'watermark_zscore', 'trace_text', 'trace_images', 'trace_detection']
+           'watermark_generate', 'green_flags', 'watermark_zscore', 'next_token_entropy', 'watermark_zscore_entropy',
+           'trace_text', 'trace_images', 'trace_detection']
 
 # %% ../nbs/55_detection.ipynb #367c86f1
 def _scores(name: str, s) -> np.ndarray:
@@ -474,6 +475,51 @@ def watermark_zscore(texts, tokenizer: Tokenizer, *, gamma: float = 0.25, key: i
         T = len(g)
         out.append((sum(g) - gamma * T) / math.sqrt(T * gamma * (1 - gamma)))
     return torch.tensor(out, dtype=torch.float64)
+
+# %% ../nbs/55_detection.ipynb #71c6db94
+def next_token_entropy(model: GPT, texts, tokenizer: Tokenizer | None = None) -> list[torch.Tensor]:
+    """Per text of T tokens: the model's next-token entropy H_t = -sum_v p(v | x_<t) log p(v | x_<t) in nats, at every
+    position t = 1..T-1 (a float64 tensor (T-1,), one entry per token the watermark detector scores)."""
+    tok = tokenizer or world_of(model)[1]
+    return [(-(lp.double().exp() * lp.double()).sum(-1)).clamp(min=0) for lp, _ in _logits_by_text(model, texts, tok)]
+
+def watermark_zscore_entropy(texts, tokenizer: Tokenizer, model: GPT | None = None, *, gamma: float = 0.25, key: int = 0,
+                             threshold: float = 0.5, ignore_repeats: bool = False, entropies=None,
+                             return_counts: bool = False):
+    """The green-list z-score over the high-entropy tokens only (Lee et al. 2023, SWEET): token t is scored when the
+    (unwatermarked) detector `model`'s next-token entropy H_t >= `threshold` nats; z = (|s|_G - gamma T) / sqrt(T gamma (1-gamma))
+    over those T tokens (z = 0 for a text with none). `entropies` (a list of `next_token_entropy` outputs) replaces `model`
+    to reuse one forward pass for several thresholds; `threshold=0` equals `watermark_zscore`. `ignore_repeats=True` scores
+    each kept (previous, token) pair once per text. `return_counts=True` returns (z, green counts, scored counts), each (N,)."""
+    gamma, key = _check_gamma(gamma), check_int("key", key)
+    threshold = check_float("threshold", threshold, lo=0)
+    for n, v in (("ignore_repeats", ignore_repeats), ("return_counts", return_counts)):
+        if not isinstance(v, bool): raise TypeError(f"{n} must be a bool, got {v!r}")
+    texts = _check_texts(texts)
+    ids = _encode(texts, tokenizer, 2)
+    if (model is None) == (entropies is None):
+        raise TypeError("give exactly one of model (the detector runs it) and entropies (precomputed by next_token_entropy)")
+    if model is not None:
+        if not isinstance(model, GPT): raise TypeError(f"model must be a llmlab GPT, got {type(model).__name__}")
+        if model.config.vocab_size != tokenizer.vocab_size:
+            raise ValueError(f"model's vocab_size={model.config.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
+        entropies = next_token_entropy(model, texts, tokenizer)
+    if not isinstance(entropies, (list, tuple)) or len(entropies) != len(ids):
+        raise ValueError(f"entropies must be a list with one tensor per text ({len(ids)}), got {type(entropies).__name__}"
+                         + (f" of length {len(entropies)}" if isinstance(entropies, (list, tuple)) else ""))
+    table = _green_table(tokenizer.vocab_size, gamma, key)
+    z, green, scored = [], [], []
+    for i, (x, h) in enumerate(zip(ids, entropies)):
+        h = torch.as_tensor(h, dtype=torch.float64).reshape(-1)
+        if h.numel() != len(x) - 1: raise ValueError(f"entropies[{i}] has {h.numel()} values; texts[{i}] scores {len(x) - 1} tokens")
+        keep = (h >= threshold).tolist()
+        pairs = [p for p, k in zip(zip(x[:-1], x[1:]), keep) if k]                     # the scored (previous, token) pairs
+        if ignore_repeats: pairs = list(dict.fromkeys(pairs))
+        G, T = sum(bool(table[a, b]) for a, b in pairs), len(pairs)
+        z.append((G - gamma * T) / math.sqrt(T * gamma * (1 - gamma)) if T else 0.0); green.append(G); scored.append(T)
+    z = torch.tensor(z, dtype=torch.float64)
+    return (z, torch.tensor(green), torch.tensor(scored)) if return_counts else z
+
 
 # %% ../nbs/55_detection.ipynb #fd1ce147
 def _hex(img: torch.Tensor) -> list[str]:

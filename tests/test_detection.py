@@ -13,6 +13,7 @@ from llmlab.multimodal import shapes
 from llmlab.detection import (auroc, auroc_ref, tpr_at_fpr, spectrum_features, attack, ATTACKS, ImageDetector,
                               SpectrumDetector, perplexity_score, fast_detectgpt_score, binoculars_score, zero_shot_scores,
                               world_texts, sample_texts, green_list, watermark_generate, green_flags, watermark_zscore,
+                              next_token_entropy, watermark_zscore_entropy,
                               paraphrase_attack, trace_detection, _word_classes)
 
 torch.set_num_threads(1)
@@ -272,3 +273,88 @@ def test_trace_matches_the_reference(tiny, tok):
     assert len(im) == 2 and len(im[0]["pixels"]) == 256 and 0 <= min(im[1]["spectrum"]) and max(im[1]["spectrum"]) <= 1
     assert im[1]["p_fake"] == pytest.approx(float(torch.sigmoid(det.score(attack(x[:1], "blur", 1.0, seed=1))[0])), abs=1e-4)
     with pytest.raises(ValueError, match="kind"): trace_detection({"wm": wm}, tok, tiny, {"r": x[0]}, det, strengths={"sharpen": [0]})
+
+
+# ---- entropy-aware watermark detection ------------------------------------------------------------------------------------
+
+def test_next_token_entropy_by_hand(tiny, tok):
+    texts = world_texts(3, 30, seed=4) + world_texts(1, 12, seed=4)                  # mixed lengths
+    H = next_token_entropy(tiny, texts, tok)
+    for t, h in zip(texts, H):
+        x = torch.tensor([tok.encode(t)])
+        with torch.no_grad(): p = F.softmax(tiny(x[:, :-1])[0][0].double(), -1)      # (T-1, V)
+        ref = -(p * p.clamp(min=1e-300).log()).sum(-1)
+        assert h.dtype == torch.float64 and h.shape == (x.shape[1] - 1,)
+        assert torch.allclose(h, ref, atol=1e-4), "entropy must be -sum p log p of the next-token distribution, in nats"
+        assert float(h.min()) >= 0 and float(h.max()) <= math.log(tok.vocab_size) + 1e-9
+
+
+def test_entropy_zscore_threshold_zero_is_the_plain_z(tiny, tok):
+    texts = world_texts(30, 40, seed=6)
+    for r in (False, True):
+        for key in (0, 3):
+            assert torch.equal(watermark_zscore_entropy(texts, tok, tiny, gamma=0.25, key=key, threshold=0.0, ignore_repeats=r),
+                               watermark_zscore(texts, tok, gamma=0.25, key=key, ignore_repeats=r))
+
+
+def test_entropy_zscore_by_hand(tiny, tok):
+    text = "<bos> ada ford lives in paris . ada ford likes red . ada ford lives in paris ."
+    T = len(tok.encode(text)) - 1
+    flags = green_flags(text, tok, 0.25, 2)
+    H = torch.tensor([float(i % 3) for i in range(T)], dtype=torch.float64)          # 0, 1, 2, 0, 1, 2, ...
+    for thr in (0.5, 1.0, 1.5, 2.0, 2.5):
+        keep = [bool(h >= thr) for h in H]
+        G, n = sum(f for f, k in zip(flags, keep) if k), sum(keep)
+        z, g, t = watermark_zscore_entropy([text], tok, gamma=0.25, key=2, threshold=thr, entropies=[H], return_counts=True)
+        assert (int(g[0]), int(t[0])) == (G, n)
+        assert float(z[0]) == (pytest.approx((G - 0.25 * n) / math.sqrt(n * 0.1875)) if n else 0.0)   # no token left: z = 0
+    ids = tok.encode(text)
+    pairs = [p for p, h in zip(zip(ids[:-1], ids[1:]), H) if h >= 1.0]
+    _, g, t = watermark_zscore_entropy([text], tok, gamma=0.25, key=2, threshold=1.0, entropies=[H], ignore_repeats=True, return_counts=True)
+    assert int(t[0]) == len(set(pairs)) < len(pairs)                                  # the repeated sentence is scored once
+    # the model path equals precomputed entropies
+    assert torch.equal(watermark_zscore_entropy([text], tok, tiny, threshold=0.7),
+                       watermark_zscore_entropy([text], tok, threshold=0.7, entropies=next_token_entropy(tiny, [text], tok)))
+
+
+def test_entropy_zscore_null_is_standard_normal(tiny, tok):
+    g = torch.Generator().manual_seed(3)
+    rand = [tok.decode(r) for r in torch.randint(5, tok.vocab_size, (1500, 41), generator=g).tolist()]
+    H = next_token_entropy(tiny, rand, tok)
+    for thr in (0.5, 1.5):
+        z, _, t = watermark_zscore_entropy(rand, tok, gamma=0.25, key=7, threshold=thr, entropies=H, return_counts=True)
+        assert float(t.double().mean()) > 3                                            # some tokens left to score
+        assert abs(float(z.mean())) < 0.1 and abs(float(z.std()) - 1) < 0.1
+    # the model's own low-entropy samples, over many keys: still centred with unit spread
+    own = sample_texts(tiny, 200, 41, 1.0, seed=9)
+    Ho = next_token_entropy(tiny, own, tok)
+    z = torch.cat([watermark_zscore_entropy(own, tok, gamma=0.25, key=k, threshold=1.0, ignore_repeats=True, entropies=Ho) for k in range(10)])
+    assert abs(float(z.mean())) < 0.15 and abs(float(z.std()) - 1) < 0.15
+
+
+def test_entropy_zscore_sees_the_watermark(tiny, tok):
+    wm = watermark_generate(tiny, ["<bos>"] * 60, delta=4.0, key=5, max_new_tokens=40, seed=2)
+    H = next_token_entropy(tiny, wm, tok)
+    z = watermark_zscore_entropy(wm, tok, key=5, threshold=1.0, entropies=H)
+    assert float(z.mean()) > float(watermark_zscore(wm, tok, key=5).mean())            # the kept tokens carry more signal
+    assert float(z.mean()) > 3 and float(watermark_zscore_entropy(wm, tok, key=6, threshold=1.0, entropies=H).mean()) < 1.5
+
+
+def test_entropy_zscore_errors(tiny, tok):
+    text = ["<bos> ada ford lives in paris ."]
+    H = next_token_entropy(tiny, text, tok)
+    with pytest.raises(ValueError, match="threshold"): watermark_zscore_entropy(text, tok, tiny, threshold=-0.1)
+    with pytest.raises(ValueError, match="threshold"): watermark_zscore_entropy(text, tok, tiny, threshold=float("nan"))
+    with pytest.raises(TypeError, match="threshold"): watermark_zscore_entropy(text, tok, tiny, threshold="high")
+    with pytest.raises(ValueError, match="gamma"): watermark_zscore_entropy(text, tok, tiny, gamma=1.0)
+    with pytest.raises(TypeError, match="exactly one"): watermark_zscore_entropy(text, tok, threshold=1.0)
+    with pytest.raises(TypeError, match="exactly one"): watermark_zscore_entropy(text, tok, tiny, entropies=H)
+    with pytest.raises(TypeError, match="model"): watermark_zscore_entropy(text, tok, "world-tiny")
+    with pytest.raises(TypeError, match="ignore_repeats"): watermark_zscore_entropy(text, tok, tiny, ignore_repeats=1)
+    with pytest.raises(TypeError, match="return_counts"): watermark_zscore_entropy(text, tok, tiny, return_counts="yes")
+    with pytest.raises(ValueError, match="at least 2"): watermark_zscore_entropy(["ada"], tok, tiny)
+    with pytest.raises(ValueError, match="one tensor per text"): watermark_zscore_entropy(text * 2, tok, entropies=H)
+    with pytest.raises(ValueError, match=r"entropies\[0\]"): watermark_zscore_entropy(text, tok, entropies=[H[0][:-1]])
+    other = GPT(GPTConfig(vocab_size=50, ctx_len=16, n_layer=1, n_head=2, d_model=16))
+    with pytest.raises(ValueError, match="vocab_size"): watermark_zscore_entropy(text, tok, other)
+    with pytest.raises(ValueError, match="ctx_len"): watermark_zscore_entropy([" ".join(["ada"] * 80)], tok, tiny)
