@@ -17,8 +17,8 @@ from .world import Task, Tokenizer, _extract      # _extract: the answer a compl
 __all__ = ['SEP', 'OPEN', 'NONE', 'MAX_ANSWER_WORDS', 'OUTCOMES', 'kind_of', 'answer_of', 'aggregate_prompt',
            'parse_aggregate_prompt', 'majority_vote', 'copy_majority', 'Proposer', 'MoAResult', 'mixture_of_agents',
            'says', 'proposer_accuracy', 'best_single', 'accuracy', 'candidate_scores', 'self_moa', 'pick_completion',
-           'target_of', 'finetune', 'aggregator_examples', 'train_aggregator', 'Picker', 'copied_slots', 'outcome',
-           'trace_mixture_of_agents', 'MixtureOfAgentsWidget']
+           'target_of', 'finetune', 'aggregator_examples', 'train_aggregator', 'Picker', 'repair_choice',
+           'select_margin', 'copied_slots', 'outcome', 'trace_mixture_of_agents', 'MixtureOfAgentsWidget']
 
 # %% ../nbs/53_mixture_of_agents.ipynb #d28f12dd
 SEP, OPEN, NONE = ";", "<mask>", "<unk>"     # between candidates; around the candidate block; a candidate stating nothing
@@ -355,27 +355,47 @@ def train_aggregator(model: GPT, tasks, proposers, *, k: int, steps: int = 300, 
                      replay=None, seed: int = 0, tokenizer=None, train: str = "all"):
     """Fine-tune a copy of the world GPT `model` to read k candidate answers of `proposers` and write the right answer —
     pick a right candidate wherever it sits, compute the answer where none is right (see `aggregator_examples`, with
-    `model` itself as the solver, and its `swaps`, `swap_known`, `fmt`); `train` 'all' or 'attention' (see `finetune`). Returns (aggregator, info: the example
-    counts and the losses)."""
+    `model` itself as the solver, and its `swaps`, `swap_known`, `fmt`); `train` 'all' or 'attention' (see `finetune`).
+    Returns (aggregator, info: the example counts, the training 'pairs' and the losses)."""
     pairs, stats = aggregator_examples(tasks, proposers, k, solver=Proposer(model, "solver", tokenizer=tokenizer) if tokenizer else model,
                                        rounds=rounds, p_repair=p_repair, swaps=swaps, swap_known=swap_known, fmt=fmt, seed=seed)
     agg, losses = finetune(model, pairs, steps=steps, lr=lr, batch_size=batch_size, replay=replay, seed=seed,
                            tokenizer=tokenizer, train=train, desc=f"train aggregator ({train})")
-    return agg, {**stats, "examples": len(pairs), "losses": losses}
+    return agg, {**stats, "examples": len(pairs), "pairs": pairs, "losses": losses}
 
 # %% ../nbs/53_mixture_of_agents.ipynb #b7c1a0e2
 class Picker:
     """A constrained aggregator: reads aggregate prompts and writes the candidate answer that `model` finds most likely —
-    the log-probability of each distinct stated answer's pick completion ('answer N .' or 'X .') after the prompt. It can
-    only pick (never repair); a prompt whose candidates state nothing gets the model's own greedy completion. `flops` adds up."""
-    def __init__(self, model: nn.Module, name: str = "picker", *, tokenizer: Tokenizer | None = None, max_new_tokens: int = 16):
+    the log-probability of each distinct stated answer's pick completion ('answer N .' or 'X .') after the prompt; a prompt
+    whose candidates state nothing gets the model's own greedy completion. `flops` adds up.
+    `repair=False` (the default): a pure picker, it never repairs. `repair=True`: the model's own greedy completion of the
+    same prompt is one more option — its stated answer, when no candidate states it, is scored by the same
+    log-probability, and that completion is written when its score beats the best candidate's by more than `margin`
+    (nats; a negative margin favours the model's own answer — choose it on training questions, see `select_margin`)."""
+    def __init__(self, model: nn.Module, name: str = "picker", *, tokenizer: Tokenizer | None = None, max_new_tokens: int = 16,
+                 repair: bool = False, margin: float = 0.0):
         if not isinstance(model, nn.Module): raise TypeError(f"model must be a world GPT (a torch module), got {type(model).__name__}")
         if not isinstance(name, str) or not name.strip(): raise ValueError(f"name must be a non-empty str, got {name!r}")
-        self.model, self.name, self.tok = model, name, _tokenizer(model, tokenizer)
-        self.free = Proposer(model, name, max_new_tokens=max_new_tokens, tokenizer=self.tok)   # for prompts with no candidate
+        if not isinstance(repair, bool): raise TypeError(f"repair must be a bool, got {repair!r}")
+        self.margin = check_float("margin", margin)
+        if self.margin != 0 and not repair: raise ValueError(f"margin={self.margin} only applies with repair=True (a pure picker never writes its own answer)")
+        self.model, self.name, self.tok, self.repair = model, name, _tokenizer(model, tokenizer), repair
+        self.free = Proposer(model, name, max_new_tokens=max_new_tokens, tokenizer=self.tok)   # its own greedy completion
         self.flops = 0.0
 
-    def __repr__(self): return f"Picker({self.name!r})"
+    def __repr__(self): return f"Picker({self.name!r}" + (f", repair=True, margin={self.margin:g})" if self.repair else ")")
+
+    def _score(self, rows) -> list[float]:
+        "log p(completion <eos> | prompt) of each (prompt, completion) text pair, in batches; FLOPs counted."
+        if not rows: return []
+        ids, cfg, out = _sft_rows(self.tok, rows), getattr(self.model, "config", None), []
+        for b in range(0, len(ids), 256):
+            idx = list(range(b, min(b + 256, len(ids))))
+            X, Y = _batch(ids, idx)
+            logits = _logits(self.model(X))
+            out += (-nn.functional.cross_entropy(logits.transpose(1, 2), Y, ignore_index=-100, reduction="none").sum(1)).tolist()
+            if cfg is not None: self.flops += sum((len(ids[j][0]) - 1) * flops_per_token(cfg, training=False, seq_len=len(ids[j][0]) - 1) for j in idx)
+        return out
 
     @torch.no_grad()
     def scores(self, prompts: Sequence[str]) -> list[dict]:
@@ -387,21 +407,35 @@ class Picker:
             for a in dict.fromkeys(c for c in cands if c is not None):
                 rows.append((p, pick_completion(q, a))); owner.append((i, a))
         out = [{} for _ in prompts]
-        if not rows: return out
-        ids = _sft_rows(self.tok, rows)
-        cfg = getattr(self.model, "config", None)
-        for b in range(0, len(ids), 256):
-            idx = list(range(b, min(b + 256, len(ids))))
-            X, Y = _batch(ids, idx)
-            logits = _logits(self.model(X))
-            lp = -nn.functional.cross_entropy(logits.transpose(1, 2), Y, ignore_index=-100, reduction="none").sum(1)
-            for j, v in zip(idx, lp.tolist()): out[owner[j][0]][owner[j][1]] = v
-            if cfg is not None: self.flops += sum((len(ids[j][0]) - 1) * flops_per_token(cfg, training=False, seq_len=len(ids[j][0]) - 1) for j in idx)
+        for (i, a), v in zip(owner, self._score(rows)): out[i][a] = v
+        return out
+
+    @torch.no_grad()
+    def options(self, prompts: Sequence[str], seed: int = 0) -> list[dict]:
+        """Everything the repair read-out decides from, per aggregate prompt: 'candidates' (as `scores`), 'own' (the model's
+        greedy completion), 'own answer' (the answer it states, or None) and 'own score' (that answer's pick-completion
+        log-probability, as the candidates are scored; None when it states nothing or states a candidate)."""
+        sc = self.scores(prompts)
+        own = [o[0] for o in self.free.propose(list(prompts), 1, seed)]
+        self.flops += self.free.flops; self.free.flops = 0.0
+        out, rows = [], []
+        for p, s, c in zip(prompts, sc, own):
+            q = parse_aggregate_prompt(p)[0]
+            a = answer_of(c, kind_of(q))
+            a = _clean(a) if a is not None else None
+            a = None if a == NONE else a
+            out.append({"candidates": s, "own": c, "own answer": a, "own score": None})
+            if a is not None and a not in s: rows.append((len(out) - 1, (p, pick_completion(q, a))))
+        for (i, _), v in zip(rows, self._score([r for _, r in rows])): out[i]["own score"] = v
         return out
 
     def propose(self, prompts: Sequence[str], n: int = 1, seed: int = 0) -> list[list[str]]:
-        "The best-scoring candidate's pick completion for each aggregate prompt (n copies: picking is deterministic)."
+        """The best-scoring candidate's pick completion for each aggregate prompt (n copies: the read-out is deterministic);
+        with `repair`, the model's own completion where `repair_choice` prefers it."""
         n = check_int("n", n, lo=1)
+        if self.repair:
+            picks = [(p, o, repair_choice(o, self.margin)) for p, o in zip(prompts, self.options(prompts, seed))]
+            return [[o["own"] if a is None else pick_completion(parse_aggregate_prompt(p)[0], a)] * n for p, o, a in picks]
         sc = self.scores(prompts)
         empty = [i for i, s in enumerate(sc) if not s]
         free = dict(zip(empty, self.free.propose([prompts[i] for i in empty], 1, seed))) if empty else {}
@@ -411,6 +445,29 @@ class Picker:
             out.append([pick_completion(parse_aggregate_prompt(p)[0], max(s, key=s.get)) if s else free[i][0]] * n)
         return out
 
+def repair_choice(option: dict, margin: float = 0.0) -> str | None:
+    """The candidate answer the repair read-out writes for one prompt's `Picker.options` entry, or None where it writes the
+    model's own completion: when no candidate states an answer, or when the own answer (stated by no candidate) scores
+    more than `margin` above the best candidate. Ties between candidates: the one stated first."""
+    if not isinstance(option, dict) or not {"candidates", "own score"} <= set(option): raise TypeError("option must be one entry of Picker.options")
+    margin, s, own = check_float("margin", margin), option["candidates"], option["own score"]
+    if not s: return None
+    best = max(s, key=s.get)
+    return None if own is not None and own > s[best] + margin else best
+
+def select_margin(options: Sequence[dict], tasks, margins: Sequence[float]) -> tuple[float, dict]:
+    """The margin (from `margins`) whose repair read-out is right most often on `tasks` — TRAINING questions, never the
+    held-out ones — given their `Picker.options`; ties go to the largest margin (the one closest to a pure picker).
+    Returns (that margin, {margin: accuracy})."""
+    tasks = _tasks(tasks)
+    if isinstance(options, dict) or len(options) != len(tasks): raise ValueError(f"options must hold one Picker.options entry per task ({len(tasks)})")
+    if isinstance(margins, (str, int, float)) or not hasattr(margins, "__iter__") or not list(margins): raise ValueError("margins must be a non-empty list of numbers")
+    margins = [check_float(f"margins[{i}]", m) for i, m in enumerate(margins)]
+    acc = {}
+    for m in margins:
+        picks = [repair_choice(o, m) for o in options]
+        acc[m] = sum(bool(t.check(o["own"] if a is None else pick_completion(t.prompt, a))) for o, a, t in zip(options, picks, tasks)) / len(tasks)
+    return max(acc, key=lambda m: (acc[m], m)), acc
 
 # %% ../nbs/53_mixture_of_agents.ipynb #a7b48452
 def copied_slots(results, tasks) -> dict:

@@ -5,7 +5,8 @@ from hypothesis import given, settings, strategies as st
 from llmlab.mixture_of_agents import (aggregate_prompt, parse_aggregate_prompt, answer_of, kind_of, majority_vote, copy_majority,
                                       Proposer, MoAResult, mixture_of_agents, self_moa, best_single, proposer_accuracy, accuracy,
                                       candidate_scores, says, target_of, finetune, aggregator_examples, outcome,
-                                      trace_mixture_of_agents, OPEN, NONE, Picker, pick_completion, copied_slots)
+                                      trace_mixture_of_agents, OPEN, NONE, Picker, pick_completion, copied_slots,
+                                      repair_choice, select_margin)
 from llmlab.gpt import pretrained, world_of, complete
 from llmlab.world import Task
 
@@ -250,3 +251,52 @@ def test_copied_slots():
     res2 = mixture_of_agents([wrong], lambda q, a: "answer 5000 .", [t])
     assert copied_slots(res2, [t]) == {"none": 1}
     with pytest.raises(ValueError, match="results for"): copied_slots(res, PROBE[:2])
+
+def test_picker_repair_writes_its_own_answer_where_no_candidate_is_right(tiny):
+    base = Proposer(tiny, "base")
+    outs = base.propose([t.prompt for t in PROBE])
+    t = next(t for t, o in zip(PROBE, outs) if t.check(o[0]) and t.kind == "arith")      # a question tiny computes alone
+    wrong = [str(int(t.answer) + 1), str(int(t.answer) + 2)]
+    z = aggregate_prompt(t.prompt, wrong)
+    o = Picker(tiny, repair=True).options([z])[0]
+    assert o["own"] == outs[PROBE.index(t)][0] and o["own answer"] == t.answer        # the same greedy completion, from z
+    own, best = o["own score"], max(o["candidates"].values())
+    x, y = TOK.encode(z, bos=True), TOK.encode(pick_completion(t.prompt, t.answer), eos=True)   # scored as the candidates are
+    logp = torch.log_softmax(tiny(torch.tensor([x + y[:-1]]))[0][0], -1)
+    assert own == pytest.approx(sum(logp[len(x) - 1 + j, v].item() for j, v in enumerate(y)), abs=1e-4)
+    cands = [Fixed(f"answer {w} .") for w in wrong]
+    wins = mixture_of_agents(cands, Picker(tiny, repair=True, margin=own - best - 1.0), [t])[0]
+    assert wins.completion == o["own"] and outcome(t, wins) == "repaired"
+    loses = mixture_of_agents(cands, Picker(tiny, repair=True, margin=own - best + 1.0), [t])[0]
+    pure = mixture_of_agents(cands, Picker(tiny), [t])[0]
+    assert loses.completion == pure.completion and loses.answer in wrong and outcome(t, pure) == "missed"   # a pure picker cannot repair
+    assert repair_choice(o, own - best - 1.0) is None and repair_choice(o, own - best + 1.0) in wrong
+    pk = Picker(tiny, repair=True); pk.options([z]); assert pk.flops > 0
+
+def test_picker_repair_keeps_a_stated_own_answer_as_a_pick(tiny):
+    t = Task("calc 3 + 4 :", "7", "arith")
+    o = Picker(tiny, repair=True).options([aggregate_prompt(t.prompt, ["9", "7"]), aggregate_prompt(t.prompt, [None])])
+    if o[0]["own answer"] in ("9", "7"): assert o[0]["own score"] is None          # already a candidate: no extra option
+    assert o[1]["candidates"] == {} and repair_choice(o[1], 5.0) is None           # nothing stated: its own completion
+
+def test_select_margin_and_repair_choice():
+    tasks = [Task("calc 1 + 2 :", "3", "arith"), Task("calc 2 + 2 :", "4", "arith")]
+    opts = [{"candidates": {"5": -3.0}, "own": "answer 3 .", "own answer": "3", "own score": -4.0},        # own right, 1 nat below
+            {"candidates": {"4": -1.0, "6": -2.0}, "own": "answer 9 .", "own answer": "9", "own score": -4.5}]  # pick right
+    assert repair_choice(opts[0], 0.0) == "5" and repair_choice(opts[0], -2.0) is None
+    assert repair_choice({"candidates": {"a": -1.0, "b": -1.0}, "own score": None}) == "a"             # ties: stated first
+    m, acc = select_margin(opts, tasks, [2.0, 0.0, -1.2, -5.0])
+    assert acc == {2.0: 0.5, 0.0: 0.5, -1.2: 1.0, -5.0: 0.5} and m == -1.2
+    m2, _ = select_margin(opts, tasks, [3.0, 1.0])
+    assert m2 == 3.0                                                                # ties: the largest margin
+    with pytest.raises(ValueError, match="one Picker.options entry per task"): select_margin(opts[:1], tasks, [0.0])
+    with pytest.raises(ValueError, match="margins"): select_margin(opts, tasks, [])
+    with pytest.raises(ValueError, match="finite"): select_margin(opts, tasks, [float("nan")])
+    with pytest.raises(TypeError, match="option"): repair_choice("x")
+
+def test_picker_repair_arguments(tiny):
+    assert Picker(tiny).repair is False and Picker(tiny).margin == 0.0                 # the default stays the pure picker
+    with pytest.raises(TypeError, match="repair"): Picker(tiny, repair=1)
+    with pytest.raises(ValueError, match="only applies with repair=True"): Picker(tiny, margin=1.0)
+    with pytest.raises(ValueError, match="margin"): Picker(tiny, repair=True, margin=float("inf"))
+    with pytest.raises(TypeError, match="margin"): Picker(tiny, repair=True, margin="0")
