@@ -464,17 +464,17 @@ def watermark_zscore(texts, tokenizer: Tokenizer, *, gamma: float = 0.25, key: i
     """z = (|s|_G - gamma T) / sqrt(T gamma (1 - gamma)) per text (N,): |s|_G green tokens among the T scored tokens
     (every token after the first). Without the watermark each token is green with probability gamma, so z ~ N(0, 1).
     `ignore_repeats=True` scores each (previous, token) pair once per text (repeats are not independent draws)."""
-    gamma = _check_gamma(gamma)
+    gamma, key = _check_gamma(gamma), check_int("key", key)
     if not isinstance(ignore_repeats, bool): raise TypeError(f"ignore_repeats must be a bool, got {ignore_repeats!r}")
-    out = []
-    for t in _check_texts(texts):
-        g = green_flags(t, tokenizer, gamma, key)
-        if ignore_repeats:
-            ids = tokenizer.encode(t)
-            g = list({p: f for p, f in zip(zip(ids[:-1], ids[1:]), g)}.values())
-        T = len(g)
-        out.append((sum(g) - gamma * T) / math.sqrt(T * gamma * (1 - gamma)))
-    return torch.tensor(out, dtype=torch.float64)
+    ids = _encode(texts, tokenizer, 2)
+    table = _green_table(tokenizer.vocab_size, gamma, key)
+    return torch.tensor([_green_z(list(zip(x[:-1], x[1:])), table, gamma, ignore_repeats)[0] for x in ids], dtype=torch.float64)
+
+def _green_z(pairs, table, gamma: float, ignore_repeats: bool) -> tuple[float, int, int]:
+    "(z, green count G, scored count T) of the scored (previous, token) `pairs`; z = 0 when none is scored."
+    if ignore_repeats: pairs = list(dict.fromkeys(pairs))                          # each pair once
+    G, T = sum(bool(table[a, b]) for a, b in pairs), len(pairs)
+    return ((G - gamma * T) / math.sqrt(T * gamma * (1 - gamma)) if T else 0.0), G, T
 
 # %% ../nbs/55_detection.ipynb #71c6db94
 def next_token_entropy(model: GPT, texts, tokenizer: Tokenizer | None = None) -> list[torch.Tensor]:
@@ -513,10 +513,8 @@ def watermark_zscore_entropy(texts, tokenizer: Tokenizer, model: GPT | None = No
         h = torch.as_tensor(h, dtype=torch.float64).reshape(-1)
         if h.numel() != len(x) - 1: raise ValueError(f"entropies[{i}] has {h.numel()} values; texts[{i}] scores {len(x) - 1} tokens")
         keep = (h >= threshold).tolist()
-        pairs = [p for p, k in zip(zip(x[:-1], x[1:]), keep) if k]                     # the scored (previous, token) pairs
-        if ignore_repeats: pairs = list(dict.fromkeys(pairs))
-        G, T = sum(bool(table[a, b]) for a, b in pairs), len(pairs)
-        z.append((G - gamma * T) / math.sqrt(T * gamma * (1 - gamma)) if T else 0.0); green.append(G); scored.append(T)
+        zi, G, T = _green_z([p for p, k in zip(zip(x[:-1], x[1:]), keep) if k], table, gamma, ignore_repeats)
+        z.append(zi); green.append(G); scored.append(T)
     z = torch.tensor(z, dtype=torch.float64)
     return (z, torch.tensor(green), torch.tensor(scored)) if return_counts else z
 
