@@ -40,6 +40,17 @@ def run_one(nb: pathlib.Path, nbdev_test: str, t_start: float) -> tuple[str, flo
     return nb.name, dt, r.returncode, (r.stdout + r.stderr)[-4000:]
 
 
+def cpu_line() -> str:
+    "Which CPU and which torch kernels ran: a saved notebook's numbers can move on another CPU's float rounding."
+    model = next((l.split(":", 1)[1].strip() for l in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+                  if l.startswith("model name")), "unknown") if pathlib.Path("/proc/cpuinfo").exists() else "unknown"
+    try:
+        cap = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                             capture_output=True, text=True, timeout=120).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError): cap = "unknown"
+    return f"CPU: {model}; torch CPU kernels: {cap}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=int(os.environ.get("NBDEV_WORKERS", 2)))
@@ -59,7 +70,7 @@ def main(argv=None) -> int:
     for name, dt, rc, _ in sorted(results, key=lambda r: -r[1]):
         print(f"| {name} | {dt:.0f} | {'ok' if rc == 0 else 'FAILED'} |")
     print(f"\nnbdev_test: {len(results)} notebooks, {a.workers} at a time, wall {total:.0f} s "
-          f"(sum of notebook times {sum(r[1] for r in results):.0f} s)")
+          f"(sum of notebook times {sum(r[1] for r in results):.0f} s)\n{cpu_line()}")
     if a.save_times:
         TIMES.write_text(json.dumps({**recorded_times(), **{pathlib.Path(n).stem: round(dt) for n, dt, _, _ in results}},
                                     indent=1, sort_keys=True) + "\n")
@@ -68,7 +79,8 @@ def main(argv=None) -> int:
     for name, _, _, out in failed:
         print(f"\n===== {name} failed; the end of its output: =====\n{out}")
     if failed:
-        print(f"nbdev_test: {len(failed)} notebook(s) failed: {', '.join(r[0] for r in failed)}")
+        print(f"nbdev_test: {len(failed)} notebook(s) failed: {', '.join(r[0] for r in failed)}\n{cpu_line()}; an assert that "
+              "held in the saved run may hold only on its CPU: `python tools/fragility.py --rounding avx2 NB` lists every one that fails")
     return 1 if failed else 0
 
 
