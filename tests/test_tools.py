@@ -1,5 +1,5 @@
-"The repository's tools: the notebook-test scheduler's order and its recorded times."
-import importlib.util, json, pathlib
+"The repository's tools: the notebook-test scheduler's order and its recorded times; the fragility check's soft asserts."
+import ast, importlib.util, json, pathlib
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def _tool(name):
@@ -17,3 +17,15 @@ def test_recorded_times_cover_every_notebook():
     names = {p.stem for p in (ROOT / "nbs").glob("*.ipynb")}
     assert all(isinstance(v, (int, float)) and v >= 0 for v in times.values())
     assert not set(times) - names, f"tools/nbtest_times.json times notebooks that no longer exist: {sorted(set(times) - names)}"
+
+def test_fragility_soften_records_every_failed_assert_with_its_operands():
+    fr = _tool("fragility")
+    src = "#| hide\nx = {'a': 1}\nassert x['a'] > 2 and 1 < 2\nfor i in range(2):\n    assert i < 1, 'msg'\nassert x['a'] == 1"
+    out = fr.soften(src, 7)
+    assert not any(isinstance(n, ast.Assert) for n in ast.walk(ast.parse(out)))    # every assert became a record
+    ns = {}; exec(fr.HELPER, ns); exec(out, ns)
+    fails = ns["_llmlab_fails"]
+    assert [(c, l) for c, l, _ in fails] == [(7, 2), (7, 4)]                 # the true one is not recorded; the loop stops nothing
+    assert "x['a'] = 1" in fails[0][2] and "i = 1" in fails[1][2]           # with the values it compared
+    assert fr.soften("%time y = 1\nassert y", 0) == "%time y = 1\nassert y"   # a cell with magics is left as it is
+    assert fr.soften("y = 1", 0) == "y = 1"
