@@ -10,7 +10,7 @@ PORT       ?= 8888
 STAMP      := $(VENV)/.llmlab-installed
 NBDEV_WORKERS ?= 2
 
-.PHONY: lab test setup export sync nbtest pytest docs bench gpu clean outputs readme help
+.PHONY: lab test setup export sync nbtest pytest docs bench gpu clean outputs fragility readme help
 
 help:
 	@echo "make lab    - set up .venv if needed and open JupyterLab on nbs/"
@@ -19,6 +19,8 @@ help:
 	@echo "make bench  - run the kernel benchmarks that apply to this machine"
 	@echo "make gpu    - the GPU run in one command: GPU tests, notebooks' gpu cells, every bench, one summary"
 	@echo "make outputs NB=nbs/NN_slug.ipynb - re-execute notebooks and save clean outputs"
+	@echo "make fragility NB=nbs/NN_slug.ipynb [ROUNDING=avx2|default|native] - every assert that fails under another"
+	@echo "               CPU's float rounding (run it before trusting an assert on a trained model's numbers)"
 
 setup: $(STAMP)
 
@@ -81,6 +83,11 @@ gpu:
 
 outputs: setup
 	@$(PY) tools/execute_nbs.py $(NB)
+
+ROUNDING ?= avx2
+fragility: setup
+	@test -n "$(NB)" || { echo "make fragility: name the notebooks, e.g. make fragility NB=nbs/32_process_reward.ipynb"; exit 1; }
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) tools/fragility.py --rounding $(ROUNDING) $(NB)
 
 clean:
 	rm -rf docs _proc .pytest_cache
