@@ -636,30 +636,39 @@ def text_sequences(tok: Tokenizer, labels: list[dict], seed: int = 0) -> tuple[t
     for i, r in enumerate(rows): x[i, :len(r)] = torch.tensor(r); y[i, :len(r) - 1] = torch.tensor(r[1:])
     return x, y
 
-def train_late_fusion(model: LateFusion, images: torch.Tensor, labels: list[dict], steps: int, *, lr: float = 3e-3,
-                      batch_size: int = 64, seed: int = 0, split: tuple = (0.2, 0.2, 0.6), plot: bool | None = None) -> dict:
+def train_late_fusion(model: LateFusion, images: torch.Tensor, labels: list[dict], steps: int | None = None, *,
+                      tokens: float | None = None, lr: float = 3e-3, batch_size: int = 64, seed: int = 0,
+                      split: tuple = (0.2, 0.2, 0.6), plot: bool | None = None) -> dict:
     """The LLaVA recipe in three stages that share `steps`: (0) pretrain the GPT on text only; (1) train the projection
     alone (GPT frozen) on image -> caption; (2) train projection + GPT on captions and questions. The image encoder stays
-    frozen throughout. Returns each stage's history and the tokens (non-pad inputs) each stage saw."""
+    frozen throughout. Give `steps`, or `tokens` instead: the number of steps whose stages see that many input tokens
+    (to match another model's training tokens). Returns each stage's history, the tokens (non-pad inputs) each stage
+    saw, and the steps."""
     if not isinstance(model, LateFusion): raise TypeError(f"model must be a LateFusion, got {type(model).__name__}")
-    steps = check_int("steps", steps, lo=3)
+    if (steps is None) == (tokens is None): raise ValueError("give exactly one of steps and tokens")
+    batch_size = check_int("batch_size", batch_size, lo=1)
     if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or min(split) < 0: raise ValueError(f"split must be 3 shares summing to 1, got {split}")
-    n = [int(round(s * steps)) for s in split]; n[2] = steps - n[0] - n[1]
     tx, ty = text_sequences(model.tok, labels, seed)
     cx, cy, _ = sequences(model.tok, torch.zeros(len(labels), model.grid_len, dtype=torch.long), labels, ("caption",), seed)
     mx, my, _ = sequences(model.tok, torch.zeros(len(labels), model.grid_len, dtype=torch.long), labels, ("caption", "answer"), seed)
+    per_row = [float((r != model.tok.pad_id).float().sum(1).mean()) for r in (tx, cx, mx)]   # mean input tokens per row
+    if tokens is not None:
+        tokens = check_float("tokens", tokens, lo=0, lo_open=True)
+        steps = max(3, round(tokens / (batch_size * sum(s * t for s, t in zip(split, per_row)))))
+    steps = check_int("steps", steps, lo=3)
+    n = [int(round(s * steps)) for s in split]; n[2] = steps - n[0] - n[1]
     mimg = images.repeat_interleave(2, 0)                                          # sequences() writes both kinds per image
     out, tokens = {}, {}
     model.project.requires_grad_(False); model.gpt.requires_grad_(True)
     out["text"] = train_fusion(model, tx, ty, max(1, n[0]), lr=lr, batch_size=batch_size, seed=seed, plot=plot, desc="late 0: text")
-    tokens["text"] = max(1, n[0]) * batch_size * float((tx != model.tok.pad_id).float().sum(1).mean())
+    tokens["text"] = max(1, n[0]) * batch_size * per_row[0]
     model.project.requires_grad_(True); model.gpt.requires_grad_(False)
     out["align"] = train_fusion(model, cx, cy, max(1, n[1]), images=images, lr=lr, batch_size=batch_size, seed=seed + 1, plot=plot, desc="late 1: projection")
-    tokens["align"] = max(1, n[1]) * batch_size * float((cx != model.tok.pad_id).float().sum(1).mean())
+    tokens["align"] = max(1, n[1]) * batch_size * per_row[1]
     model.gpt.requires_grad_(True)
     out["tune"] = train_fusion(model, mx, my, max(1, n[2]), images=mimg, lr=lr, batch_size=batch_size, seed=seed + 2, plot=plot, desc="late 2: tune")
-    tokens["tune"] = max(1, n[2]) * batch_size * float((mx != model.tok.pad_id).float().sum(1).mean())
-    return {"history": out, "tokens": tokens}
+    tokens["tune"] = max(1, n[2]) * batch_size * per_row[2]
+    return {"history": out, "tokens": tokens, "steps": steps}
 
 # %% ../nbs/54_multimodal.ipynb #80f3925a
 def _hex(img: torch.Tensor) -> list[str]:

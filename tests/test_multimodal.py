@@ -262,6 +262,20 @@ def test_training_moves_only_trainable_parameters(vq):
     assert all(torch.equal(a, b) for a, b in zip(enc0, vq.encoder.parameters()))   # the image encoder stays frozen
 
 
+def test_late_fusion_trained_to_a_token_budget_sees_that_many_tokens(vq):
+    torch.manual_seed(0)
+    late = LateFusion(vq, WORLD, d_model=32, n_layer=1, n_head=2, proj_hidden=8)
+    d = shapes(16, seed=0)
+    by_steps = train_late_fusion(late, d["images"], d["labels"], 10, batch_size=4)
+    per_step = sum(by_steps["tokens"].values()) / 10
+    r = train_late_fusion(late, d["images"], d["labels"], tokens=per_step * 12.2, batch_size=4)
+    assert by_steps["steps"] == 10 and r["steps"] == 12                       # the step count whose tokens come closest
+    assert abs(sum(r["tokens"].values()) - per_step * 12.2) <= per_step      # within one step's worth of the budget
+    for bad, err in (({}, "exactly one of steps and tokens"), ({"steps": 5, "tokens": 100.0}, "exactly one of steps and tokens"),
+                     ({"tokens": 0.0}, "tokens must be"), ({"tokens": "many"}, "tokens must be a number")):
+        with pytest.raises((ValueError, TypeError), match=err): train_late_fusion(late, d["images"], d["labels"], **bad)
+
+
 def test_reading_and_writing_give_the_documented_types(early):
     d = shapes(3, seed=9)
     caps = caption(early, d["images"])
