@@ -13,9 +13,9 @@ from nbclient import NotebookClient
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 
-def flags_of(cell):
-    return {l.split(":", 1)[1].strip().split()[0] for l in cell.source.splitlines()
-            if l.startswith("#|") and l[2:].strip() in ("slow", "gpu")} if cell.cell_type == "code" else set()
+def directives(cell) -> set[str]:
+    "A code cell's `#|` directives ('slow', 'gpu', 'eval: false', 'export', ...); none for a markdown cell."
+    return {l[2:].strip() for l in cell.source.splitlines() if l.startswith("#|")} if cell.cell_type == "code" else set()
 
 def execute(path: pathlib.Path, timeout: int = 1800):
     nb = nbformat.read(path, as_version=4)
@@ -25,7 +25,7 @@ def execute(path: pathlib.Path, timeout: int = 1800):
     if unknown: sys.exit(f"execute_nbs: {path.name} has no cell with id {', '.join(sorted(unknown))}")
     skipped = []
     for c in nb.cells:       # cells whose flag is not asked for keep their saved outputs
-        fl = {l[2:].strip() for l in c.source.splitlines() if l.startswith("#|")} & {"slow", "gpu"} if c.cell_type == "code" else set()
+        fl = directives(c) & {"slow", "gpu"}
         if fl and (not fl <= allowed or (only and c.get("id") not in only)):
             c.metadata["llmlab_skip"] = True; skipped.append(c)
     keep = {id(c): (c.outputs, c.execution_count) for c in skipped}

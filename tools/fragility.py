@@ -16,6 +16,8 @@ fails under any of them states a draw, not a finding. The notebook itself is not
 import argparse, ast, json, os, pathlib, sys, time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from execute_nbs import directives                    # the one parser of a cell's `#|` directives
 ROUNDING = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"},
             "default": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}}
 
@@ -46,14 +48,14 @@ _llmlab_fails = []
 def _llmlab_soft(cell, line, text, test, operands):
     try: ok = bool(test())
     except Exception as e: ok, text = False, f"{text}  -> raised {type(e).__name__}: {e}"
-    if not ok:
-        vals = []
-        for name, f in operands:
-            try: v = repr(f())
-            except Exception as e: v = f"<{type(e).__name__}>"
-            vals.append(f"{name} = {v[:120]}")
-        text += "  [" + "; ".join(vals) + "]"
-    if not ok: _llmlab_fails.append((cell, line, text)); print(f"FRAGILE? cell {cell} line {line}: {text}")
+    if ok: return
+    vals = []
+    for name, f in operands:
+        try: v = repr(f())
+        except Exception as e: v = f"<{type(e).__name__}>"
+        vals.append(f"{name} = {v[:120]}")
+    text += "  [" + "; ".join(vals) + "]"
+    _llmlab_fails.append((cell, line, text)); print(f"FRAGILE? cell {cell} line {line}: {text}")
 '''
 
 def run(path: pathlib.Path, rounding: str, timeout: int = 1800, save: str | None = None):
@@ -62,10 +64,8 @@ def run(path: pathlib.Path, rounding: str, timeout: int = 1800, save: str | None
     nb = nbformat.read(path, as_version=4)
     cells = []
     for i, c in enumerate(nb.cells):
-        if c.cell_type != "code": continue
-        flags = {l[2:].strip() for l in c.source.splitlines() if l.startswith("#|")}
-        if flags & {"slow", "gpu", "eval: false"}: continue
-        c = nbformat.v4.new_code_cell(soften(c.source, i)); cells.append(c)
+        if c.cell_type != "code" or directives(c) & {"slow", "gpu", "eval: false"}: continue
+        cells.append(nbformat.v4.new_code_cell(soften(c.source, i)))
     cells.insert(0, nbformat.v4.new_code_cell(HELPER))
     cells.append(nbformat.v4.new_code_cell("import json; print('LLMLAB_FAILS=' + json.dumps(_llmlab_fails))"))
     run_nb = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)

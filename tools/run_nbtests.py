@@ -66,11 +66,12 @@ def main(argv=None) -> int:
     with cf.ThreadPoolExecutor(a.workers) as ex:
         results = list(ex.map(lambda p: run_one(p, nbdev_test, t_start), order(paths)))
     total = time.time() - t_start
+    cpu = cpu_line()                                     # printed twice below on a failure; torch is imported once
     print("\n| notebook | seconds | status |\n|---|---|---|")
     for name, dt, rc, _ in sorted(results, key=lambda r: -r[1]):
         print(f"| {name} | {dt:.0f} | {'ok' if rc == 0 else 'FAILED'} |")
     print(f"\nnbdev_test: {len(results)} notebooks, {a.workers} at a time, wall {total:.0f} s "
-          f"(sum of notebook times {sum(r[1] for r in results):.0f} s)\n{cpu_line()}")
+          f"(sum of notebook times {sum(r[1] for r in results):.0f} s)\n{cpu}")
     if a.save_times:
         TIMES.write_text(json.dumps({**recorded_times(), **{pathlib.Path(n).stem: round(dt) for n, dt, _, _ in results}},
                                     indent=1, sort_keys=True) + "\n")
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     for name, _, _, out in failed:
         print(f"\n===== {name} failed; the end of its output: =====\n{out}")
     if failed:
-        print(f"nbdev_test: {len(failed)} notebook(s) failed: {', '.join(r[0] for r in failed)}\n{cpu_line()}; an assert that "
+        print(f"nbdev_test: {len(failed)} notebook(s) failed: {', '.join(r[0] for r in failed)}\n{cpu}; an assert that "
               "held in the saved run may hold only on its CPU: `python tools/fragility.py --rounding avx2 NB` lists every one that fails")
     return 1 if failed else 0
 
