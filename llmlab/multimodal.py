@@ -658,17 +658,17 @@ def train_late_fusion(model: LateFusion, images: torch.Tensor, labels: list[dict
     steps = check_int("steps", steps, lo=3)
     n = [int(round(s * steps)) for s in split]; n[2] = steps - n[0] - n[1]
     mimg = images.repeat_interleave(2, 0)                                          # sequences() writes both kinds per image
-    out, tokens = {}, {}
+    out, seen = {}, {}                                                             # history and input tokens per stage
     model.project.requires_grad_(False); model.gpt.requires_grad_(True)
     out["text"] = train_fusion(model, tx, ty, max(1, n[0]), lr=lr, batch_size=batch_size, seed=seed, plot=plot, desc="late 0: text")
-    tokens["text"] = max(1, n[0]) * batch_size * per_row[0]
+    seen["text"] = max(1, n[0]) * batch_size * per_row[0]
     model.project.requires_grad_(True); model.gpt.requires_grad_(False)
     out["align"] = train_fusion(model, cx, cy, max(1, n[1]), images=images, lr=lr, batch_size=batch_size, seed=seed + 1, plot=plot, desc="late 1: projection")
-    tokens["align"] = max(1, n[1]) * batch_size * per_row[1]
+    seen["align"] = max(1, n[1]) * batch_size * per_row[1]
     model.gpt.requires_grad_(True)
     out["tune"] = train_fusion(model, mx, my, max(1, n[2]), images=mimg, lr=lr, batch_size=batch_size, seed=seed + 2, plot=plot, desc="late 2: tune")
-    tokens["tune"] = max(1, n[2]) * batch_size * per_row[2]
-    return {"history": out, "tokens": tokens, "steps": steps}
+    seen["tune"] = max(1, n[2]) * batch_size * per_row[2]
+    return {"history": out, "tokens": seen, "steps": steps}
 
 # %% ../nbs/54_multimodal.ipynb #80f3925a
 def _hex(img: torch.Tensor) -> list[str]:
